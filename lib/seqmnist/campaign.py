@@ -35,12 +35,16 @@ PREDICTOR_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32")
 # initialization). Learning rates come from the recorded sweeps in weights/sweeps/.
 CLASSIFIER_RECIPE = dict(lr=2e-3, epochs=30)
 PREDICTOR_RECIPE = dict(lr=2e-3, epochs=20)
+# Whole-image baselines: minutes on CPU.
+BASELINE_RECIPE = dict(lr=1e-3, epochs=12, dropout=0.25, warmup_steps=100)
+BASELINE_ARCHS = ("cnn", "mlp")
 
 
 def campaign_configs() -> list[TrainConfig]:
     """Every run of the campaign, in priority order."""
     runs = [TrainConfig(task="classify", arch=a, **CLASSIFIER_RECIPE) for a in CLASSIFIER_ARCHS]
     runs += [TrainConfig(task="predict", arch=a, **PREDICTOR_RECIPE) for a in PREDICTOR_ARCHS]
+    runs += [TrainConfig(task="classify", arch=a, **BASELINE_RECIPE) for a in BASELINE_ARCHS]
     return runs
 
 
@@ -57,7 +61,8 @@ def run_dir(config: TrainConfig) -> Path:
 
 
 def weights_path(config: TrainConfig) -> Path:
-    return weights_dir() / config.task / f"{config.arch}.safetensors"
+    folder = "baselines" if config.arch in BASELINE_ARCHS else config.task
+    return weights_dir() / folder / f"{config.arch}.safetensors"
 
 
 @dataclass

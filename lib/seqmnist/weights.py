@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from .data import atomic_write_bytes
 from .errors import CheckpointError
-from .models import Architecture, build_model
+from .models import build_model, canonical_arch
 from .paths import ROOT
 
 
@@ -79,7 +79,7 @@ def load_weights(path: str | Path, task: str | None = None, arch: str | None = N
     differences = []
     if task is not None and meta.get("task") != task:
         differences.append(f"task {meta.get('task')!r} (asked for {task!r})")
-    if arch is not None and meta.get("architecture") != Architecture.parse(arch).name:
+    if arch is not None and meta.get("architecture") != canonical_arch(arch, meta.get("task")):
         differences.append(f"architecture {meta.get('architecture')!r} (asked for {arch!r})")
     if differences:
         raise CheckpointError(f"{path}: holds {', '.join(differences)}")

@@ -1,0 +1,116 @@
+"""Plots for the report, as plain functions that return a matplotlib Figure.
+
+Each function closes its figure in pyplot before returning it, so a notebook shows it exactly once:
+put the call last in a cell (or ``display(fig)``); ``fig.savefig(...)`` works as usual.
+Images may be given as (N, 784), (N, 28, 28) or one (784,) / (28, 28) image, as numpy arrays
+or CPU torch tensors; binary pixels and probabilities in [0, 1] are drawn in gray (black = 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import PIXELS, SIDE
+
+# Colours of in-painting displays (RGB in [0, 1]).
+MISSING_COLOUR = (1.0, 0.0, 0.0)  # a missing pixel not (yet) filled: pure red
+FILL_TINT = (1.0, 0.0, 0.0)  # a filled value v is drawn as 50% gray v + 50% this tint
+
+
+def _numpy(array) -> np.ndarray:
+    if hasattr(array, "detach"):  # torch tensor
+        array = array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def as_images(images) -> np.ndarray:
+    """(N, 28, 28) or, for RGB input (N, 28, 28, 3), that, as float arrays."""
+    array = _numpy(images).astype(np.float32)
+    if array.ndim >= 3 and array.shape[-3:] == (SIDE, SIDE, 3):
+        return array.reshape(-1, SIDE, SIDE, 3)
+    if array.shape[-1] == PIXELS:
+        return array.reshape(-1, SIDE, SIDE)
+    if array.shape[-2:] == (SIDE, SIDE):
+        return array.reshape(-1, SIDE, SIDE)
+    raise ValueError(f"images of shape {array.shape}: "
+                     f"expected (N, {PIXELS}) or (N, {SIDE}, {SIDE})")
+
+
+def image_grid(images, titles=None, ncols: int = 10, cell: float = 1.1, cmap: str = "gray",
+               vmin: float = 0.0, vmax: float = 1.0, suptitle: str | None = None,
+               title_size: float = 8.0):
+    """A grid of images (gray colour map, no axes), ``ncols`` per row; returns the Figure.
+
+    ``titles`` gives one title per image (or None); ``cell`` is each image's size in inches.
+    RGB images (N, 28, 28, 3) are drawn as they are.
+    """
+    import matplotlib.pyplot as plt
+
+    images = as_images(images)
+    count = len(images)
+    if count == 0:
+        raise ValueError("no images to show")
+    if titles is not None and len(titles) != count:
+        raise ValueError(f"{len(titles)} titles for {count} images")
+    ncols = max(1, min(ncols, count))
+    nrows = -(-count // ncols)
+    extra = 0.25 if titles is not None else 0.0
+    height = (cell + extra) * nrows + (0.4 if suptitle else 0.0)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(cell * ncols, height))
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k >= count:
+            continue
+        ax.imshow(images[k], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        if titles is not None and titles[k] is not None:
+            ax.set_title(str(titles[k]), fontsize=title_size)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def inpainting_rgb(masked, filling=None) -> np.ndarray:
+    """(N, 28, 28, 3) RGB: known pixels in gray; missing ones red, or red-tinted filled values.
+
+    ``masked`` holds -1 at missing pixels; ``filling`` (same shape, optional) gives values in
+    [0, 1] (samples or probabilities) used at the missing pixels only. A filled value v is drawn
+    as 0.5 * (v, v, v) + 0.5 * FILL_TINT (dark red for 0, pink for 1).
+    """
+    masked = as_images(masked)
+    missing = masked == -1
+    gray = np.where(missing, 0.0, masked)
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    if filling is None:
+        rgb[missing] = MISSING_COLOUR
+    else:
+        fill = np.clip(as_images(filling), 0.0, 1.0)
+        if fill.shape != masked.shape:
+            raise ValueError(f"filling of shape {fill.shape} for masked images {masked.shape}")
+        values = fill[missing][:, None]
+        rgb[missing] = 0.5 * values + 0.5 * np.asarray(FILL_TINT)
+    return rgb
+
+
+def show_inpainting(masked, *fillings, truth=None, labels=None, **grid_options):
+    """One row per image: the masked image (missing pixels red), each filling, then the truth.
+
+    ``fillings`` are (N, 784) arrays whose values at the missing pixels are shown red-tinted;
+    ``labels`` names the columns (default "masked", "filling 1", ..., "truth").
+    Extra keyword arguments go to ``image_grid``.
+    """
+    masked = as_images(masked)
+    columns = [inpainting_rgb(masked)] + [inpainting_rgb(masked, f) for f in fillings]
+    names = ["masked"] + [f"filling {k + 1}" for k in range(len(fillings))]
+    if truth is not None:
+        columns.append(inpainting_rgb(masked, truth))
+        names.append("truth")
+    if labels is not None:
+        if len(labels) != len(columns):
+            raise ValueError(f"{len(labels)} labels for {len(columns)} columns")
+        names = list(labels)
+    ncols = len(columns)
+    grid = np.stack(columns, axis=1).reshape(-1, SIDE, SIDE, 3)  # row-major: image, column
+    titles = [names[k % ncols] if k < ncols else None for k in range(len(grid))]
+    return image_grid(grid, titles=titles, ncols=ncols, **grid_options)
