@@ -26,12 +26,10 @@ def cmd_data(args) -> None:
     mnist = load_mnist(source=args.source, idx_dir=args.idx_dir, verbose=True)
     print(f"binarized MNIST: train {len(mnist.train)}, validation {len(mnist.validation)}, "
           f"test {len(mnist.test)} (source sha256 {mnist.source_hash[:12]}...)")
-    try:
-        from .masks import prepare_inpainting_sets
-    except ImportError:
-        return
-    for path in prepare_inpainting_sets(mnist):
-        print(f"in-painting set: {path}")
+    from .masks import prepare_inpainting_sets
+
+    for name, path in prepare_inpainting_sets(mnist).items():
+        print(f"in-painting set {name}: {path}")
 
 
 def cmd_train(args) -> None:
@@ -71,6 +69,14 @@ def cmd_campaign(args) -> None:
             raise SeqMnistError("campaign worker needs a run name")
         campaign.train_one(args.name, args.until_epoch, args.deadline, device=args.device,
                            progress=not args.quiet)
+
+
+def cmd_report(args) -> None:
+    from .report import NOTEBOOKS, build
+
+    written = build(quick=args.quick, pdf=not args.no_pdf, notebooks=args.only or NOTEBOOKS)
+    for name, path in written.items():
+        print(f"{name}: {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="(status) also write weights/campaign_status.md")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_campaign)
+
+    p = commands.add_parser("report", help="execute the notebooks and write build/report.{html,pdf}")
+    p.add_argument("--quick", action="store_true", help="small subsets (as in the tests)")
+    p.add_argument("--no-pdf", action="store_true")
+    p.add_argument("--only", nargs="+", help="execute only these task notebooks")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

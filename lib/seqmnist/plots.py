@@ -114,3 +114,37 @@ def show_inpainting(masked, *fillings, truth=None, labels=None, **grid_options):
     grid = np.stack(columns, axis=1).reshape(-1, SIDE, SIDE, 3)  # row-major: image, column
     titles = [names[k % ncols] if k < ncols else None for k in range(len(grid))]
     return image_grid(grid, titles=titles, ncols=ncols, **grid_options)
+
+
+def learning_curves(histories: dict, metrics=("train_loss", "val_loss"), labels: dict | None = None,
+                    title: str | None = None, logy: bool = False):
+    """One panel per metric, one line per run; ``histories`` maps run name -> list of epoch records
+    (as in a weights sidecar's ``history``)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, history in histories.items():
+            points = [(r["epoch"], r[metric]) for r in history if metric in r]
+            if points:
+                epochs, values = zip(*points)
+                ax.plot(epochs, values, marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel((labels or {}).get(metric, metric.replace("_", " ")))
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def sweep_curves(record: dict, metric: str = "val_loss"):
+    """Validation curves of a learning-rate sweep record (see seqmnist.sweep), one line per rate."""
+    histories = {f"lr {c['lr']:g}": c["history"] for c in record["candidates"]}
+    title = f"learning-rate sweep: {record['task']} {record['arch']}, {record['epochs']} epochs each"
+    metrics = (metric, "val_accuracy") if record["task"] == "classify" else (metric,)
+    return learning_curves(histories, metrics, title=title)

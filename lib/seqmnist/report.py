@@ -1,0 +1,105 @@
+"""``make report``: data, cached evaluation, the four task notebooks and report.ipynb executed
+headless with papermill, then HTML and PDF with nbconvert, all into the git-ignored build folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import SeqMnistError
+from .paths import ROOT, build_dir
+
+NOTEBOOKS = ("theory", "classification", "prediction", "inpainting")
+TEX_PACKAGES = ("texlive-xetex", "texlive-fonts-recommended", "texlive-plain-generic", "pandoc")
+
+
+def _stage(message: str, started: float) -> None:
+    print(f"[report {time.time() - started:6.1f}s] {message}", flush=True)
+
+
+def execute_notebook(source: Path, target: Path, parameters: dict) -> None:
+    """Run one notebook with papermill (the kernel is this interpreter's own ``python3``)."""
+    import papermill
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(source), str(target), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False, cwd=str(ROOT))
+    except papermill.PapermillExecutionError as error:
+        raise SeqMnistError(f"{source.name} failed in cell {error.exec_count}: {error.ename}: "
+                            f"{error.evalue} (executed copy with the traceback: {target})") from None
+
+
+def latex_available() -> bool:
+    return shutil.which("xelatex") is not None and shutil.which("pandoc") is not None
+
+
+def ensure_latex() -> bool:
+    """Install the TeX packages nbconvert's PDF export needs, where we can (Debian, as root)."""
+    if latex_available():
+        return True
+    command = "apt-get install -y --no-install-recommends " + " ".join(TEX_PACKAGES)
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print(f"[report] installing LaTeX for the PDF: {command}", flush=True)
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "update", "-qq"], **quiet)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(command.split(), env=env, **quiet)
+        return latex_available()
+    print(f"[report] no LaTeX: the PDF needs `sudo {command}` (the HTML is still written)", flush=True)
+    return False
+
+
+def convert(notebook: Path, to: str, output_dir: Path) -> Path:
+    """nbconvert ``notebook`` to html or pdf without code cells."""
+    command = [sys.executable, "-m", "nbconvert", "--to", to, "--no-input", "--output-dir",
+               str(output_dir), str(notebook)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    suffix = ".html" if to == "html" else ".pdf"
+    target = output_dir / (notebook.stem + suffix)
+    if result.returncode != 0 or not target.exists():
+        raise SeqMnistError(f"nbconvert --to {to} failed for {notebook}: {result.stderr.strip()[-800:]}")
+    return target
+
+
+def build(quick: bool = False, pdf: bool = True, out: Path | None = None,
+          notebooks=NOTEBOOKS) -> dict:
+    """Build the whole report; returns the paths written."""
+    started = time.time()
+    out = Path(out) if out is not None else build_dir()
+    executed = out / "notebooks"
+    from .data import load_mnist
+    from .masks import prepare_inpainting_sets
+
+    mnist = load_mnist(verbose=True)
+    prepare_inpainting_sets(mnist)
+    _stage("data ready", started)
+    try:
+        from .evaluate import evaluate_all
+    except ImportError:
+        evaluate_all = None
+    if evaluate_all is not None and not quick:
+        evaluate_all()
+        _stage("shipped weights evaluated (cached by weights and data hash)", started)
+    written = {}
+    for name in notebooks:
+        target = executed / f"{name}.ipynb"
+        execute_notebook(ROOT / "notebooks" / f"{name}.ipynb", target,
+                         {"quick": quick, "output_dir": str(out / name)})
+        written[name] = target
+        _stage(f"notebooks/{name}.ipynb executed", started)
+    report = executed / "report.ipynb"
+    execute_notebook(ROOT / "report.ipynb", report, {"build_dir": str(out)})
+    written["report"] = report
+    _stage("report.ipynb executed", started)
+    written["html"] = convert(report, "html", out)
+    _stage(f"HTML written: {written['html']}", started)
+    if pdf and ensure_latex():
+        written["pdf"] = convert(report, "pdf", out)
+        _stage(f"PDF written: {written['pdf']}", started)
+    return written

@@ -1,0 +1,61 @@
+"""Parameter checks and the output manifest that report.ipynb reads."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from seqmnist import notebook as nbk  # noqa: E402
+from seqmnist.errors import ConfigError  # noqa: E402
+
+SPEC = {"seed": int, "quick": bool, "show_progress": bool, "output_dir": str}
+GOOD = {"seed": 0, "quick": True, "show_progress": False, "output_dir": "build/theory"}
+
+
+def test_check_parameters_accepts_good_values():
+    nbk.check_parameters(GOOD, SPEC)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("seed", "x", "'seed' must be int, got str 'x'"),
+    ("seed", True, "'seed' must be int, got bool"),
+    ("seed", 1.5, "'seed' must be int, got float"),
+    ("quick", 1, "'quick' must be bool, got int"),
+    ("output_dir", 3, "'output_dir' must be str, got int"),
+    ("seed", -1, "'seed' must be >= 0"),
+    ("output_dir", " ", "'output_dir' must be a non-empty path"),
+])
+def test_check_parameters_rejects_wrong_values(name, value, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        nbk.check_parameters({**GOOD, name: value}, SPEC)
+
+
+def test_check_parameters_reports_a_missing_parameter():
+    with pytest.raises(ConfigError, match="'quick' is missing"):
+        nbk.check_parameters({k: v for k, v in GOOD.items() if k != "quick"}, SPEC)
+
+
+def test_unknown_model_name_is_refused():
+    assert nbk.check_model_names("classify", ["LSTM-1x32", "cnn"]) == ["lstm-1x32", "cnn"]
+    with pytest.raises(ConfigError, match="unknown model name"):
+        nbk.check_model_names("predict", ["cnn"])
+
+
+def test_outputs_manifest_round_trip(tmp_path, capsys):
+    out = nbk.Outputs(tmp_path / "task", "task")
+    out.table("t", nbk.markdown_table(["a", "b"], [[1, 2]]), caption="Table", display=False)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    out.figure("f", fig, caption="Figure", display=False)
+    out.text("p", "Some *computed* prose.", display=False)
+    out.table("t", "| a |\n|---|\n| 3 |", display=False)  # replaced, keeps one entry
+    manifest = json.loads((tmp_path / "task" / "manifest.json").read_text())
+    assert [item["name"] for item in manifest["items"]] == ["f", "p", "t"]
+    assert (tmp_path / "task" / "f.png").stat().st_size > 1000
+    assert "| 3 |" in (tmp_path / "task" / "t.md").read_text()
+    nbk.show_outputs(tmp_path, "task", ["t", "missing", "p"])
+    with pytest.raises(ConfigError, match="run the task notebook first"):
+        nbk.show_outputs(tmp_path, "nothing")
