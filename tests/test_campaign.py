@@ -1,0 +1,54 @@
+"""The campaign runner trains a miniature campaign in chunks, resumes it, and ships final weights."""
+
+import json
+
+import pytest
+
+from seqmnist import campaign
+from seqmnist.errors import ConfigError
+
+TINY = dict(epochs=2, batch_size=16, train_size=64, val_size=32, warmup_steps=1)
+
+
+@pytest.fixture
+def mini_campaign(tmp_path, monkeypatch, mnist):
+    runs = [dict(task="classify", arch="lstm-1x4", **TINY), dict(task="predict", arch="gru-1x4", **TINY)]
+    spec = tmp_path / "campaign.json"
+    spec.write_text(json.dumps(runs))
+    monkeypatch.setenv("SEQMNIST_CAMPAIGN_FILE", str(spec))
+    monkeypatch.setenv("SEQMNIST_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path
+
+
+def test_campaign_runs_to_completion_and_keeps_only_final_weights(mini_campaign):
+    weights = mini_campaign / "weights"
+    assert "0/2" in campaign.status_table()
+    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=mini_campaign / "logs")
+    for task, arch in (("classify", "lstm-1x4"), ("predict", "gru-1x4")):
+        assert (weights / task / f"{arch}.safetensors").exists()
+        meta = json.loads((weights / task / f"{arch}.json").read_text())
+        assert meta["epochs_trained"] == 2 and len(meta["history"]) == 2
+    assert not (weights / "checkpoints" / "classify-lstm-1x4").exists()  # finished: removed
+    table = campaign.status_table()
+    assert table.count("| 2/2 |") == 2 and table.count("final") == 2
+    assert (weights / "campaign_status.md").read_text().count("final") == 2
+
+
+def test_unknown_run_and_bad_budget(mini_campaign):
+    with pytest.raises(ConfigError, match="unknown campaign run"):
+        campaign.find_config("classify-lstm-9x9")
+    with pytest.raises(ConfigError):
+        campaign.run_campaign(budget_minutes=0)
+    with pytest.raises(ConfigError, match="unknown campaign runs"):
+        campaign.run_campaign(budget_minutes=1, only=["nope"])
+
+
+def test_declared_campaign_covers_the_assignment(monkeypatch):
+    monkeypatch.delenv("SEQMNIST_CAMPAIGN_FILE", raising=False)
+    names = {c.name for c in campaign.campaign_configs()}
+    for cell in ("lstm", "gru"):
+        for size in ("1x32", "1x64", "1x128", "3x32"):
+            assert f"classify-{cell}-{size}" in names
+    assert {f"predict-lstm-{s}" for s in ("1x32", "1x64", "1x128", "3x32")} <= names
+    assert {"classify-cnn", "classify-mlp"} <= names
