@@ -79,6 +79,17 @@ def cmd_report(args) -> None:
         print(f"{name}: {path}")
 
 
+def cmd_evaluate(args) -> None:
+    from .evaluate import evaluate_all, metrics_markdown
+    from .paths import weights_dir
+
+    root = args.weights_dir or weights_dir()
+    report = evaluate_all(root, use_cache=not args.no_cache, progress=args.progress,
+                          limit=args.limit)
+    print(metrics_markdown(report["rows"], report["skipped"], args.limit))
+    print(f"written: {root}/metrics.md, {root}/metrics.json", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seqmnist", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pdf", action="store_true")
     p.add_argument("--only", nargs="+", help="execute only these task notebooks")
     p.set_defaults(func=cmd_report)
+
+    p = commands.add_parser("evaluate", help="score every shipped model on the full train and test "
+                                             "splits; write weights/metrics.md and .json")
+    p.add_argument("--weights-dir", help="folder holding classify/, predict/ (and baselines/)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recompute even where cached (the fresh results replace the cached ones)")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--limit", type=int, help="score only the first LIMIT images of each split")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -2,9 +2,20 @@
 
 Units: classifiers report mean cross-entropy in nats per image and accuracy; predictors report mean
 binary cross-entropy in nats per predicted pixel (783 per image) and in nats per image.
+
+``evaluate`` scores a model on given tensors (the training loop uses it); ``evaluate_file`` and
+``evaluate_all`` score the shipped weights on the full splits, with an on-disk cache, and write
+the metrics table (``python -m seqmnist evaluate``).
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.nn import functional as F
@@ -45,3 +56,273 @@ def evaluate(model, pixels: torch.Tensor, labels: torch.Tensor | None = None,
         return {"loss": total_loss / count, "accuracy": correct / count, "images": count}
     per_image = total_loss / count
     return {"loss": per_image / (SEQUENCE_LENGTH - 1), "loss_per_image": per_image, "images": count}
+
+
+# --------------------------------------------------------------------------- shipped weights
+#
+# ``evaluate_file`` scores one shipped weights file on the full train (55,000) and test (10,000)
+# splits and caches the result in ``build/eval-cache/metrics.json``, keyed by the sha256 of the
+# weights file and the data source hash: a retrained (changed) file misses the cache, and its old
+# entry (same path, other hash) is dropped when the new one is written. ``evaluate_all`` runs it
+# over every ``*.safetensors`` under weights/classify, weights/predict and weights/baselines and
+# writes weights/metrics.md and weights/metrics.json.
+#
+# Evaluators are looked up by the sidecar's ``task`` in ``EVALUATORS``; a baseline module can add
+# its own with ``register_evaluator(task, fn)``, where ``fn(path, meta, data, progress)`` gets
+# ``data = {split: (pixels (N, 784) float32, labels (N,))}`` and returns ``{split: metrics}``
+# (metrics with "loss" and, for classifiers, "accuracy"). Files whose task has no evaluator are
+# listed as skipped.
+
+EVAL_CACHE_VERSION = 1
+CACHE_FILE = "metrics.json"
+WEIGHT_FOLDERS = ("classify", "predict", "baselines")
+SPLITS = ("train", "test")
+
+EVALUATORS: dict[str, Callable] = {}
+
+
+def register_evaluator(task: str, evaluator: Callable) -> None:
+    """Use ``evaluator(path, meta, data, progress) -> {split: metrics}`` for sidecar ``task``."""
+    EVALUATORS[task] = evaluator
+
+
+def _evaluate_recurrent(path: Path, meta: dict, data: dict, progress: bool) -> dict:
+    from .weights import load_weights
+
+    model, _ = load_weights(path)
+    return {split: evaluate(model, pixels, labels, progress=progress)
+            for split, (pixels, labels) in data.items()}
+
+
+register_evaluator("classify", _evaluate_recurrent)
+register_evaluator("predict", _evaluate_recurrent)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    from .paths import build_dir
+
+    return build_dir() / "eval-cache"
+
+
+def _read_cache(path: Path) -> dict:
+    empty = {"version": EVAL_CACHE_VERSION, "entries": {}}
+    if not path.exists():
+        return empty
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        print(f"ignoring unreadable evaluation cache {path} ({error})", file=sys.stderr)
+        return empty
+    if (not isinstance(cache, dict) or cache.get("version") != EVAL_CACHE_VERSION
+            or not isinstance(cache.get("entries"), dict)):
+        return empty
+    return cache
+
+
+def _write_cache(path: Path, cache: dict) -> None:
+    from .data import atomic_write_bytes
+
+    text = json.dumps(cache, indent=1, sort_keys=True)
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+
+
+def evaluate_file(weights_path, splits=SPLITS, cache_dir=None, use_cache: bool = True,
+                  progress: bool = False, mnist=None, limit: int | None = None) -> dict:
+    """Metrics of a shipped weights file on the full ``splits`` (train 55,000 / test 10,000).
+
+    Returns {"path", "task", "architecture", "weights_sha256", "data_source_sha256", "limit",
+    "splits": {split: metrics}, "cache": "hit" | "miss" | "partial" | "off"}. ``use_cache=False``
+    recomputes everything and then refreshes the cache entry. ``limit`` scores only the first
+    ``limit`` images of each split (a separate cache entry; for quick checks). ``mnist`` defaults
+    to ``load_mnist()``.
+    """
+    from .data import load_mnist
+    from .errors import CheckpointError, ConfigError
+    from .weights import read_sidecar
+
+    path = Path(weights_path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such weights file")
+    meta = read_sidecar(path)
+    task = meta.get("task")
+    if task not in EVALUATORS:
+        raise ConfigError(f"{path}: no evaluator for task {task!r} (known: "
+                          f"{', '.join(sorted(EVALUATORS))})")
+    splits = tuple(splits)
+    mnist = mnist if mnist is not None else load_mnist()
+    for split in splits:
+        mnist.split(split)  # ValueError for unknown names
+    sha = file_sha256(path)
+    key = f"{sha}+{mnist.source_hash}" + (f"+first{limit}" if limit else "")
+    cache_path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / CACHE_FILE
+    cached = {}
+    if use_cache:
+        entry = _read_cache(cache_path)["entries"].get(key, {})
+        cached = {s: entry["splits"][s] for s in splits if s in entry.get("splits", {})}
+    todo = [s for s in splits if s not in cached]
+    results = dict(cached)
+    if todo:
+        data = {}
+        for split in todo:
+            pixels, labels = mnist.split(split).tensors()
+            data[split] = (pixels[:limit], labels[:limit]) if limit else (pixels, labels)
+        results.update(EVALUATORS[task](path, meta, data, progress))
+        cache = _read_cache(cache_path)  # re-read: keep entries written meanwhile
+        resolved = str(path.resolve())
+        entries = {k: v for k, v in cache["entries"].items()
+                   if not (v.get("path") == resolved and v.get("limit") == limit and k != key)}
+        previous = entries.get(key, {}).get("splits", {})
+        entries[key] = {"path": resolved, "task": task, "weights_sha256": sha,
+                        "data_source_sha256": mnist.source_hash, "limit": limit,
+                        "splits": {**previous, **results}}
+        cache["entries"] = entries
+        _write_cache(cache_path, cache)
+    status = "off" if not use_cache else ("hit" if not todo else
+                                          "miss" if not cached else "partial")
+    return {"path": str(path), "task": task, "architecture": meta.get("architecture"),
+            "weights_sha256": sha, "data_source_sha256": mnist.source_hash, "limit": limit,
+            "splits": {s: results[s] for s in splits}, "cache": status}
+
+
+def _sort_key(row: dict):
+    order = {"classify": 0, "predict": 1}
+    match = re.match(r"^(lstm|gru)-(\d+)x(\d+)$", str(row["model"]))
+    cells = {"lstm": 0, "gru": 1}  # the assignment's table order: LSTMs, then GRUs
+    arch = (cells[match[1]], int(match[2]), int(match[3])) if match else (2, 0, 0)
+    return (order.get(row["task"], 2), row["task"], arch, str(row["model"]), row["file"])
+
+
+def _row(path: Path, root: Path, meta: dict, result: dict) -> dict:
+    row = {"model": meta.get("name") or meta.get("architecture") or path.stem,
+           "task": meta.get("task"), "file": str(path.relative_to(root)),
+           "epochs": meta.get("epochs_trained"), "best_epoch": meta.get("best_epoch"),
+           "training_hours": (meta["wall_seconds"] / 3600 if meta.get("wall_seconds") is not None
+                              else None),
+           "hardware": meta.get("hardware"), "weights_sha256": result["weights_sha256"],
+           "images": {s: m.get("images") for s, m in result["splits"].items()}}
+    for split, metrics in result["splits"].items():
+        for name in ("loss", "accuracy", "loss_per_image"):
+            if name in metrics:
+                row[f"{split}_{name}"] = metrics[name]
+    return row
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def metrics_markdown(rows: list[dict], skipped: list[dict] | None = None,
+                     limit: int | None = None) -> str:
+    """The metrics table(s) in Markdown: one table per task."""
+    scope = (f"Only the first {limit} images of each split (a quick check, not the reported "
+             f"numbers)." if limit else "Full splits: train 55,000 images, test 10,000.")
+    lines = ["# Metrics of the shipped models", "",
+             f"Written by `python -m seqmnist evaluate`. {scope} Binarized MNIST (threshold "
+             f"0.1); losses in nats.", ""]
+
+    def info(r):
+        return (f"{_fmt(r.get('epochs'), 'd')} | {_fmt(r.get('training_hours'), '.2f')} | "
+                f"{r.get('hardware') or '-'} |")
+
+    tasks = []
+    for row in rows:
+        if row["task"] not in tasks:
+            tasks.append(row["task"])
+    for task in tasks:
+        group = [r for r in rows if r["task"] == task]
+        if task == "classify":
+            lines += ["## Classification (cross-entropy per image, accuracy)", "",
+                      "| model | train loss | test loss | train accuracy | test accuracy | "
+                      "epochs | training hours | hardware |", "|---|---|---|---|---|---|---|---|"]
+            for r in group:
+                lines.append(f"| {r['model']} | {_fmt(r.get('train_loss'), '.4f')} | "
+                             f"{_fmt(r.get('test_loss'), '.4f')} | "
+                             f"{_pct(r.get('train_accuracy'))} | "
+                             f"{_pct(r.get('test_accuracy'))} | " + info(r))
+        elif task == "predict":
+            lines += ["## Next-pixel prediction (binary cross-entropy per predicted pixel and per "
+                      "image, 783 predicted pixels)", "",
+                      "| model | train loss / pixel | test loss / pixel | train loss / image | "
+                      "test loss / image | epochs | training hours | hardware |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for r in group:
+                lines.append(f"| {r['model']} | {_fmt(r.get('train_loss'), '.5f')} | "
+                             f"{_fmt(r.get('test_loss'), '.5f')} | "
+                             f"{_fmt(r.get('train_loss_per_image'), '.2f')} | "
+                             f"{_fmt(r.get('test_loss_per_image'), '.2f')} | " + info(r))
+        else:
+            lines += [f"## {task}", "",
+                      "| model | train loss | test loss | train accuracy | test accuracy | "
+                      "epochs | training hours | hardware |", "|---|---|---|---|---|---|---|---|"]
+            for r in group:
+                lines.append(f"| {r['model']} | {_fmt(r.get('train_loss'), '.4f')} | "
+                             f"{_fmt(r.get('test_loss'), '.4f')} | "
+                             f"{_pct(r.get('train_accuracy'))} | "
+                             f"{_pct(r.get('test_accuracy'))} | " + info(r))
+        lines.append("")
+    if not rows:
+        lines += ["No weights found.", ""]
+    if skipped:
+        lines += ["Skipped:", ""] + [f"- `{s['file']}`: {s['reason']}" for s in skipped] + [""]
+    return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def evaluate_all(weights_dir=None, use_cache: bool = True, progress: bool = False,
+                 cache_dir=None, write: bool = True, splits=SPLITS, mnist=None,
+                 limit: int | None = None) -> dict:
+    """Evaluate every ``*.safetensors`` under weights/{classify,predict,baselines}.
+
+    Returns {"rows": [...], "skipped": [{"file", "reason"}]} and, with ``write``, writes
+    ``metrics.md`` and ``metrics.json`` into ``weights_dir`` (default ``paths.weights_dir()``).
+    """
+    from .data import atomic_write_bytes, load_mnist
+    from .errors import SeqMnistError
+    from .paths import weights_dir as default_weights_dir
+    from .weights import read_sidecar
+
+    root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    if (root / "baselines").is_dir():
+        try:  # a baseline module may register its evaluators on import
+            from . import baselines  # noqa: F401
+        except ModuleNotFoundError as error:
+            if error.name != f"{__package__}.baselines":
+                raise
+    mnist = mnist if mnist is not None else load_mnist()
+    rows, skipped = [], []
+    files = [p for folder in WEIGHT_FOLDERS for p in sorted((root / folder).glob("*.safetensors"))]
+    for path in files:
+        relative = str(path.relative_to(root))
+        try:
+            meta = read_sidecar(path)
+        except SeqMnistError as error:
+            skipped.append({"file": relative, "reason": str(error)})
+            continue
+        if meta.get("task") not in EVALUATORS:
+            skipped.append({"file": relative, "reason": f"no evaluator for task "
+                                                        f"{meta.get('task')!r}"})
+            continue
+        if progress:
+            print(f"evaluating {relative}", file=sys.stderr)
+        result = evaluate_file(path, splits, cache_dir, use_cache, progress, mnist, limit)
+        rows.append(_row(path, root, meta, result))
+    rows.sort(key=_sort_key)
+    report = {"data_source_sha256": mnist.source_hash, "limit": limit, "rows": rows,
+              "skipped": skipped}
+    if write:
+        text = json.dumps(report, indent=1, sort_keys=True)
+        atomic_write_bytes(root / "metrics.json", lambda handle: handle.write(text.encode()))
+        markdown = metrics_markdown(rows, skipped, limit)
+        atomic_write_bytes(root / "metrics.md", lambda handle: handle.write(markdown.encode()))
+    return report

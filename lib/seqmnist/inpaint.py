@@ -1,0 +1,798 @@
+"""In-painting with a next-pixel predictor: Task 2 continuations and Task 3 posteriors.
+
+``generate.py`` samples; this module scores: posteriors over missing pixels and the experiments.
+
+Task 3 formula. Let M = {m_1 < ... < m_K} be the missing reading positions (0-based) of an image
+x and x_M a filling. The model defines p(x) = p(x_0) * prod_{t=1}^{783} p(x_t | x_0..x_{t-1});
+pixel 0 has no prediction, so p(x_0) is taken uniform (a constant, whether x_0 is missing or not).
+Then, for each of the 2^K fillings,
+
+    p(x_M | x_rest) = prod_{t >= max(m_1, 1)} p(x_t | x_<t)  /  sum over fillings of the same,
+
+because every factor with t < m_1 is the same for all fillings and cancels. The engine runs the
+known prefix x_0..x_{m_1 - 1} once per image, repeats its state 2^K times, and runs all fillings
+from pixel m_1 to the end as one batch, so an image costs m_1 + 2^K (784 - m_1) recurrent steps
+instead of 2^K * 784. Fillings are numbered ``f = sum_j x_{m_j} 2^j`` (bit j = the j-th missing
+pixel in reading order). Full-image NLLs count the 783 predicted pixels 1..783 (as
+``evaluate`` does); pixel 0 never contributes.
+
+Cross-entropies are in nats. ``marginal_ce`` is the binary cross-entropy of the ground-truth
+missing pixels under the posterior marginals p(x_m = 1 | x_rest), averaged over the missing pixels
+of an image; ``map_error`` is the fraction of missing pixels where the most probable filling
+differs from the ground truth; ``truth_joint_nll`` is -log p(ground-truth filling | x_rest).
+
+Beyond enumeration (|M| > 12), ``gibbs_inpaint`` samples the fillings with the exact single-pixel
+conditional p(x_m | everything else) ∝ prod_{t >= m} p(x_t | x_<t): two branches (x_m = 0, 1)
+run from the carried state at m to the end, and the chosen branch's state is snapshotted at the next
+missing pixel, so a sweep costs 2 * sum_j (784 - m_j) steps per image (the prefix before m_1 never
+changes and runs once for all sweeps). Enumeration costs 2^K (784 - m_1), so S sweeps are cheaper
+only when 2^K > 2 S K roughly (K >= 9 for 20 sweeps) -- Gibbs is for masks too large to
+enumerate, not for the 1- and 4-pixel sets. ``compare_gibbs_to_exact`` measures it against
+enumeration on small masks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .errors import ConfigError
+from .generate import (TIME_CHUNK, binary_cross_entropy, check_predictor, continue_from_state,
+                       inference, model_dtype_device, scan, state_repeat, state_select)
+from .models import SEQUENCE_LENGTH
+
+MAX_EXACT_MISSING = 12
+MISSING = -1.0
+BATCH_SEQUENCES = 1024  # sequences per recurrent batch in the posterior engines (fastest measured)
+MIN_INK = 20            # example picking: ground-truth ink pixels the in-painted region must hold
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _inputs(model, masked, truth=None):
+    """(x (N, 784) model dtype with missing pixels set to 0, missing (N, 784) bool numpy,
+    truth (N, 784) float numpy or None) from an InpaintingSet or arrays."""
+    if hasattr(masked, "masked") and hasattr(masked, "truth"):
+        truth = masked.truth if truth is None else truth
+        masked = masked.masked
+    masked = np.asarray(masked.cpu() if torch.is_tensor(masked) else masked, dtype=np.float64)
+    if masked.ndim != 2 or masked.shape[1] != SEQUENCE_LENGTH or len(masked) < 1:
+        raise ConfigError(f"masked images must be (N, {SEQUENCE_LENGTH}), got {masked.shape}")
+    missing = masked == MISSING
+    if not np.all(missing | (masked == 0) | (masked == 1)):
+        raise ConfigError("masked images must hold only 0, 1 and -1 (missing)")
+    if truth is not None:
+        truth = np.asarray(truth.cpu() if torch.is_tensor(truth) else truth, dtype=np.float64)
+        if truth.shape != masked.shape:
+            raise ConfigError(f"ground truth shape {truth.shape} differs from {masked.shape}")
+        if not np.all((truth == 0) | (truth == 1)) or np.any((masked != truth) & ~missing):
+            raise ConfigError("ground truth must be binary and agree with the known pixels")
+    dtype, device = model_dtype_device(model)
+    x = torch.as_tensor(np.where(missing, 0.0, masked), dtype=dtype, device=device)
+    return x, missing, truth
+
+
+def _positions(missing: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    counts = missing.sum(axis=1)
+    if np.any(counts == 0):
+        raise ConfigError(f"{int((counts == 0).sum())} image(s) have no missing pixel (first: "
+                          f"image {int(np.flatnonzero(counts == 0)[0])})")
+    if limit is not None and counts.max() > limit:
+        raise ConfigError(f"exact in-painting enumerates 2^|M| fillings and allows at most "
+                          f"{limit} missing pixels per image; image {int(counts.argmax())} has "
+                          f"{int(counts.max())} (use gibbs_inpaint)")
+    positions = np.full((len(missing), int(counts.max())), -1, np.int64)
+    for i, row in enumerate(missing):
+        where = np.flatnonzero(row)
+        positions[i, :len(where)] = where
+    return positions, counts
+
+
+def _chunks(counts: np.ndarray, first: np.ndarray, per_chunk):
+    """Image index chunks with one missing count each, sorted by first missing pixel (so that a
+    chunk's prefixes and suffixes have similar lengths); ``per_chunk(K)`` images per chunk."""
+    order = np.lexsort((first, counts))
+    for k in np.unique(counts):
+        group = order[counts[order] == k]
+        size = max(1, int(per_chunk(int(k))))
+        for start in range(0, len(group), size):
+            yield int(k), group[start:start + size]
+
+
+def _bce_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+
+
+def _prefix_pass(model, x: torch.Tensor, starts: torch.Tensor, time_chunk: int):
+    """Run x[i, :starts[i]] for each image: (state at starts[i], logit of pixel starts[i] (0 where
+    starts[i] == 0), NLL of pixels 1..starts[i]-1)."""
+    count = len(x)
+    longest = int(starts.max())
+    dtype, device = x.dtype, x.device
+    if longest == 0:
+        return (model.core.initial_state(count, device, dtype), x.new_zeros(count),
+                x.new_zeros(count))
+    result = scan(model, x[:, :longest].t(), None, snap_at=starts, time_chunk=time_chunk)
+    columns = torch.arange(count, device=device)
+    logit = result.logits[(starts - 1).clamp(min=0), columns] * (starts > 0)
+    nll = x.new_zeros(count)
+    if longest > 1:
+        terms = _bce_logits(result.logits[:-1], x[:, 1:longest].t())  # row j: pixel j + 1
+        valid = torch.arange(longest - 1, device=device)[:, None] < (starts - 1)[None, :]
+        nll = (terms * valid).sum(0)
+    return result.snapshots, logit, nll
+
+
+def _state_cat(first, second):
+    if first is None:
+        return second
+    if isinstance(first, tuple):
+        return tuple(torch.cat([a, b], dim=1) for a, b in zip(first, second))
+    return torch.cat([first, second], dim=1)
+
+
+@dataclass
+class _Joined:
+    """Result of ``_joined_scan``: logits (783, B) in absolute time and optional snapshots."""
+
+    logits: torch.Tensor
+    snapshots: object = None
+
+
+def _joined_scan(model, seqs: torch.Tensor, starts: torch.Tensor, state,
+                 snap_times: torch.Tensor | None, time_chunk: int):
+    """Run each sequence b of ``seqs`` (B, 784) from pixel ``starts[b]`` to pixel 782, starting
+    from its ``state`` (the state after pixel starts[b] - 1), in absolute time.
+
+    Sequences are sorted by start and join the running batch when their start comes, so the
+    cost is exactly sum_b (783 - starts[b]) steps with no padding. Returns (nll (B,) of pixels
+    starts[b] + 1..783, _Joined with logits[t, b] predicting pixel t + 1 (zero before the start)
+    and, with ``snap_times``, the state of each sequence after pixel snap_times[b] - 1).
+    """
+    count = len(seqs)
+    last = SEQUENCE_LENGTH - 1
+    order = torch.argsort(starts, stable=True)
+    sorted_starts = starts[order]
+    x = seqs[order].t()  # (784, B)
+    initial = state_select(state, order)
+    logits = x.new_zeros(last, count)
+    cuts = {int(v) for v in sorted_starts.unique()} | {last}
+    cuts |= set(range(int(sorted_starts[0]), last, max(1, time_chunk)))
+    snaps, sorted_snaps = None, None
+    if snap_times is not None:
+        sorted_snaps = snap_times[order]
+        cuts |= {int(v) for v in sorted_snaps.unique() if int(v) <= last}
+        snaps = state_select(initial, torch.arange(count, device=x.device))  # a copy to overwrite
+        at_start = torch.nonzero(sorted_snaps == sorted_starts).flatten()
+        if len(at_start):
+            _copy_state(snaps, initial, at_start, at_start)
+    cuts = sorted(c for c in cuts if c >= int(sorted_starts[0]))
+    active, running = 0, None
+    for t0, t1 in zip(cuts[:-1], cuts[1:]):
+        joined = int(torch.searchsorted(sorted_starts, torch.tensor(t0, device=x.device),
+                                        right=True))
+        if joined > active:
+            new = torch.arange(active, joined, device=x.device)
+            running = _state_cat(running, state_select(initial, new))
+            active = joined
+        out, running = model(x[t0:t1, :active].unsqueeze(-1), running)
+        logits[t0:t1, :active] = out
+        if sorted_snaps is not None:
+            hit = torch.nonzero(sorted_snaps[:active] == t1).flatten()
+            if len(hit):
+                _copy_state(snaps, running, hit, hit)
+    terms = _bce_logits(logits, x[1:])
+    valid = torch.arange(last, device=x.device)[:, None] >= sorted_starts[None, :]
+    nll_sorted = (terms * valid).sum(0)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(count, device=x.device)
+    result = _Joined(logits[:, inverse])
+    if snaps is not None:
+        result.snapshots = state_select(snaps, inverse)
+    return nll_sorted[inverse], result
+
+
+def _copy_state(target, source, target_index, source_index) -> None:
+    if isinstance(target, tuple):
+        for t, s in zip(target, source):
+            t[:, target_index] = s[:, source_index]
+    else:
+        target[:, target_index] = source[:, source_index]
+
+
+def _suffix_pass(model, x: torch.Tensor, starts: torch.Tensor, state, logit: torch.Tensor,
+                 positions: torch.Tensor, values: torch.Tensor, time_chunk: int,
+                 snap_times: torch.Tensor | None = None):
+    """Score R variants of each image from pixel ``starts[i]`` to 783.
+
+    Variant r of image i is x[i] with pixel ``positions[i, j]`` (absolute) set to
+    ``values[r, j]``. All C * R sequences (image-major) run from the image's ``state`` repeated
+    R times, its ``logit`` scoring pixel starts[i] (not counted for pixel 0). Returns
+    (nll (C, R) of pixels max(starts[i], 1)..783, _Joined in absolute time, whose snapshots are
+    taken after pixel ``snap_times[i] - 1`` when given).
+    """
+    count, variants = len(x), len(values)
+    seqs = x[:, None, :].repeat(1, variants, 1)
+    seqs.scatter_(2, positions[:, None, :].expand(count, variants, -1),
+                  values[None].to(x.dtype).expand(count, -1, -1))
+    flat = seqs.reshape(count * variants, SEQUENCE_LENGTH)
+    flat_starts = starts.repeat_interleave(variants)
+    first = _bce_logits(logit.repeat_interleave(variants),
+                        flat.gather(1, flat_starts[:, None])[:, 0])
+    snaps = None if snap_times is None else snap_times.repeat_interleave(variants)
+    nll, result = _joined_scan(model, flat, flat_starts, state_repeat(state, variants), snaps,
+                               time_chunk)
+    nll = nll + first * (flat_starts > 0)
+    return nll.view(count, variants), result
+
+
+def _filling_bits(count: int) -> torch.Tensor:
+    """(2^count, count) int64: bit j of filling f is (f >> j) & 1."""
+    fillings = torch.arange(2 ** count)
+    return (fillings[:, None] >> torch.arange(count)[None, :]) & 1
+
+
+# --------------------------------------------------------------------------- exact posterior
+
+
+@dataclass
+class Posterior:
+    """Exact posterior over the fillings of each image's missing pixels (see the module doc).
+
+    Arrays are padded where images have fewer missing pixels than the largest count K:
+    ``positions`` with -1, ``log_posterior`` with -inf, ``suffix_nll`` with inf, marginals with NaN.
+    """
+
+    masked: np.ndarray         # (N, 784) with -1 at missing pixels
+    positions: np.ndarray      # (N, K) int64 reading positions of the missing pixels
+    counts: np.ndarray         # (N,) missing pixels per image
+    log_posterior: np.ndarray  # (N, 2^K) log p(filling | known pixels)
+    prefix_nll: np.ndarray     # (N,) nats, pixels 1..m_1 - 1 (the same for every filling)
+    suffix_nll: np.ndarray     # (N, 2^K) nats, pixels max(m_1, 1)..783 for each filling
+    truth: np.ndarray | None = None
+    seconds: float = 0.0
+
+    @property
+    def posterior(self) -> np.ndarray:
+        return np.exp(self.log_posterior)
+
+    def bits(self, fillings: np.ndarray) -> np.ndarray:
+        """(N, K) pixel values of one filling per image (-1 padded)."""
+        fillings = np.asarray(fillings, np.int64)
+        out = (fillings[:, None] >> np.arange(self.positions.shape[1])[None, :]) & 1
+        return np.where(self.positions >= 0, out, -1)
+
+    def fill(self, fillings: np.ndarray) -> np.ndarray:
+        """(N, 784) images with each image's missing pixels set to the given filling."""
+        images = np.where(self.masked == MISSING, 0.0, self.masked).astype(np.float32)
+        bits = self.bits(fillings)
+        rows, cols = np.nonzero(self.positions >= 0)
+        images[rows, self.positions[rows, cols]] = bits[rows, cols]
+        return images
+
+    @property
+    def map_filling(self) -> np.ndarray:
+        """(N,) the most probable filling (lowest index on ties)."""
+        return self.log_posterior.argmax(axis=1)
+
+    @property
+    def map_images(self) -> np.ndarray:
+        return self.fill(self.map_filling)
+
+    @property
+    def map_probability(self) -> np.ndarray:
+        return np.exp(self.log_posterior.max(axis=1))
+
+    @property
+    def marginals(self) -> np.ndarray:
+        """(N, K) p(x_m = 1 | known pixels) for each missing pixel (NaN padded)."""
+        bits = _filling_bits(self.positions.shape[1]).numpy()
+        marg = self.posterior @ bits
+        return np.where(self.positions >= 0, marg, np.nan)
+
+    def image_nll(self, fillings: np.ndarray) -> np.ndarray:
+        """(N,) nats: NLL of the whole image (pixels 1..783) with the given fillings."""
+        fillings = np.asarray(fillings, np.int64)
+        return self.prefix_nll + self.suffix_nll[np.arange(len(fillings)), fillings]
+
+    # -- against the ground truth ---------------------------------------------------------
+    def _need_truth(self) -> np.ndarray:
+        if self.truth is None:
+            raise ConfigError("this posterior was computed without the ground truth")
+        return self.truth
+
+    @property
+    def truth_bits(self) -> np.ndarray:
+        truth = self._need_truth()
+        rows = np.arange(len(truth))[:, None]
+        bits = truth[rows, np.maximum(self.positions, 0)].astype(np.int64)
+        return np.where(self.positions >= 0, bits, -1)
+
+    @property
+    def truth_filling(self) -> np.ndarray:
+        bits = np.maximum(self.truth_bits, 0)
+        return (bits << np.arange(bits.shape[1])[None, :]).sum(axis=1)
+
+    @property
+    def truth_probability(self) -> np.ndarray:
+        """(N,) posterior probability of the ground-truth filling."""
+        return np.exp(self.log_posterior[np.arange(len(self.counts)), self.truth_filling])
+
+    @property
+    def truth_joint_nll(self) -> np.ndarray:
+        """(N,) nats: -log p(ground-truth filling | known pixels)."""
+        return -self.log_posterior[np.arange(len(self.counts)), self.truth_filling]
+
+    @property
+    def marginal_ce(self) -> np.ndarray:
+        """(N,) nats per missing pixel: BCE of the ground truth under the posterior marginals."""
+        return _masked_mean(_bce(self.marginals, self.truth_bits), self.positions >= 0)
+
+    @property
+    def map_error(self) -> np.ndarray:
+        """(N,) fraction of missing pixels where the most probable filling is wrong."""
+        wrong = self.bits(self.map_filling) != self.truth_bits
+        return _masked_mean(wrong.astype(np.float64), self.positions >= 0)
+
+    @property
+    def truth_nll(self) -> np.ndarray:
+        """(N,) nats: NLL of the ground-truth image."""
+        return self.image_nll(self.truth_filling)
+
+    @property
+    def map_nll(self) -> np.ndarray:
+        """(N,) nats: NLL of the image completed with the most probable filling."""
+        return self.image_nll(self.map_filling)
+
+    def summary(self) -> dict:
+        out = {"images": int(len(self.counts)), "missing_per_image": float(self.counts.mean()),
+               "map_probability": float(self.map_probability.mean()), "seconds": self.seconds}
+        if self.truth is not None:
+            out.update({
+                "truth_probability": float(self.truth_probability.mean()),
+                "truth_joint_nll": float(self.truth_joint_nll.mean()),
+                "marginal_ce": float(self.marginal_ce.mean()),
+                "map_error": float(self.map_error.mean()),
+                "map_equals_truth": float((self.map_filling == self.truth_filling).mean()),
+                "truth_image_nll": float(self.truth_nll.mean()),
+                "map_image_nll": float(self.map_nll.mean()),
+            })
+        return out
+
+
+def _bce(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    probs = np.nan_to_num(np.asarray(probs, np.float64), nan=0.5)
+    return binary_cross_entropy(torch.as_tensor(probs),
+                                torch.as_tensor(np.maximum(targets, 0), dtype=torch.float64)
+                                ).numpy()
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask, values, 0.0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="image", leave=False)
+
+
+@inference
+def exact_posterior(model, masked, truth=None, batch_sequences: int = BATCH_SEQUENCES,
+                    time_chunk: int = TIME_CHUNK, progress: bool = False) -> Posterior:
+    """Exact p(x_M | x_rest) over all 2^|M| fillings for each image (|M| between 1 and 12).
+
+    ``masked`` is an InpaintingSet (its ground truth is used) or (N, 784) values in {0, 1, -1};
+    ``truth`` (N, 784) is optional. Images are batched: chunks of images with the same |M|,
+    sorted by first missing pixel, each chunk holding about ``batch_sequences`` sequences
+    (images x 2^|M|). ConfigError for a classifier, an image with no missing pixel, or more
+    than 12 missing pixels.
+    """
+    check_predictor(model)
+    started = time.perf_counter()
+    x, missing, truth = _inputs(model, masked, truth)
+    positions, counts = _positions(missing, MAX_EXACT_MISSING)
+    count, width = positions.shape
+    log_post = np.full((count, 2 ** width), -np.inf)
+    suffix = np.full((count, 2 ** width), np.inf)
+    prefix = np.zeros(count)
+    device = x.device
+    bar = _progress(count, "posterior", progress)
+    for k, chunk in _chunks(counts, positions[:, 0], lambda k: batch_sequences // 2 ** k):
+        idx = torch.as_tensor(chunk, device=device)
+        xs = x[idx]
+        pos = torch.as_tensor(positions[chunk, :k], device=device)
+        starts = pos[:, 0]
+        state, logit, prefix_nll = _prefix_pass(model, xs, starts, time_chunk)
+        nll, _ = _suffix_pass(model, xs, starts, state, logit, pos,
+                              _filling_bits(k).to(device), time_chunk)
+        nll = nll.double().cpu().numpy()
+        suffix[chunk, :2 ** k] = nll
+        scores = -nll
+        log_post[chunk, :2 ** k] = scores - _logsumexp(scores)
+        prefix[chunk] = prefix_nll.double().cpu().numpy()
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return Posterior(np.where(missing, MISSING, x.cpu().numpy()).astype(np.float32), positions,
+                     counts, log_post, prefix, suffix, truth, time.perf_counter() - started)
+
+
+def _logsumexp(scores: np.ndarray) -> np.ndarray:
+    top = scores.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(scores - top).sum(axis=1, keepdims=True))
+
+
+# --------------------------------------------------------------------------- Gibbs sampling
+
+
+@dataclass
+class GibbsResult:
+    """Gibbs samples of the missing pixels (kept sweeps only) and their exact conditionals."""
+
+    masked: np.ndarray
+    positions: np.ndarray     # (N, K) -1 padded
+    counts: np.ndarray
+    samples: np.ndarray       # (N, sweeps kept, K) int8, -1 padded
+    conditionals: np.ndarray  # (N, sweeps kept, K) p(x_m = 1 | all other pixels) when drawn
+    truth: np.ndarray | None = None
+    seconds: float = 0.0
+
+    @property
+    def marginals(self) -> np.ndarray:
+        """(N, K) Rao-Blackwellised p(x_m = 1 | known pixels): the mean drawn conditional."""
+        return np.where(self.positions >= 0, self.conditionals.mean(axis=1), np.nan)
+
+    def frequencies(self) -> np.ndarray:
+        """(N, 2^K) empirical distribution of the kept fillings (numbered as in Posterior)."""
+        width = self.positions.shape[1]
+        if width > 20:
+            raise ConfigError(f"2^{width} fillings are too many to tabulate")
+        bits = np.maximum(self.samples, 0).astype(np.int64)
+        index = (bits << np.arange(width)[None, None, :]).sum(axis=2)
+        out = np.zeros((len(index), 2 ** width))
+        for i, row in enumerate(index):
+            out[i] = np.bincount(row, minlength=2 ** width) / len(row)
+        return out
+
+    @property
+    def mode_bits(self) -> np.ndarray:
+        """(N, K) the most frequent kept filling (first drawn on ties), -1 padded."""
+        out = np.full(self.positions.shape, -1, np.int64)
+        for i, draws in enumerate(self.samples):
+            values, first, counts = np.unique(draws, axis=0, return_index=True,
+                                              return_counts=True)
+            best = np.lexsort((first, -counts))[0]
+            out[i] = values[best]
+        return out
+
+    def summary(self) -> dict:
+        out = {"images": int(len(self.counts)), "kept_sweeps": int(self.samples.shape[1]),
+               "seconds": self.seconds}
+        if self.truth is not None:
+            valid = self.positions >= 0
+            rows = np.arange(len(self.truth))[:, None]
+            truth = np.where(valid, self.truth[rows, np.maximum(self.positions, 0)], -1)
+            out["marginal_ce"] = float(_masked_mean(_bce(self.marginals, truth), valid).mean())
+            out["map_error"] = float(_masked_mean((self.mode_bits != truth).astype(float),
+                                                  valid).mean())
+        return out
+
+
+@inference
+def gibbs_inpaint(model, masked, truth=None, sweeps: int = 20, burn_in: int = 5,
+                  init: str = "random", generator: torch.Generator | None = None,
+                  batch_sequences: int = BATCH_SEQUENCES, time_chunk: int = TIME_CHUNK,
+                  progress: bool = False) -> GibbsResult:
+    """Systematic-scan Gibbs sampling of the missing pixels with exact conditionals.
+
+    Each sweep visits the missing pixels in reading order; pixel m gets x_m = 1 with probability
+    p(x_m = 1 | all other pixels) = sigmoid(S_1 - S_0), S_b = sum_{t >= m} log p(x_t | x_<t) with
+    x_m = b. ``init``: 'random' (fair coin from ``generator``) or 'zeros'. The first ``burn_in``
+    sweeps are dropped. Any number of missing pixels.
+    """
+    check_predictor(model)
+    if init not in ("random", "zeros"):
+        raise ConfigError(f"unknown init {init!r}: use 'random' or 'zeros'")
+    if not 0 <= burn_in < sweeps:
+        raise ConfigError(f"need 0 <= burn_in < sweeps, got burn_in {burn_in}, sweeps {sweeps}")
+    started = time.perf_counter()
+    x, missing, truth = _inputs(model, masked, truth)
+    positions, counts = _positions(missing, None)
+    count, width = positions.shape
+    kept = sweeps - burn_in
+    samples = np.full((count, kept, width), -1, np.int8)
+    conds = np.full((count, kept, width), np.nan)
+    device, dtype = x.device, x.dtype
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    current = x.clone()
+    if init == "random":
+        coins = torch.rand(x.shape, generator=generator, device=gen_device, dtype=dtype)
+        current = torch.where(torch.as_tensor(missing, device=device),
+                              (coins.to(device) < 0.5).to(dtype), current)
+    bar = _progress(count, "gibbs", progress)
+    for k, chunk in _chunks(counts, positions[:, 0], lambda k: batch_sequences // 2):
+        idx = torch.as_tensor(chunk, device=device)
+        xs = current[idx]
+        columns = torch.arange(len(chunk), device=device)
+        pos = torch.as_tensor(positions[chunk, :k], device=device)
+        state0, logit0, _ = _prefix_pass(model, xs, pos[:, 0], time_chunk)
+        branch_values = torch.tensor([[0], [1]], device=device)
+        for sweep in range(sweeps):
+            state, logit = state0, logit0
+            for j in range(k):
+                here = pos[:, j]
+                following = pos[:, j + 1] if j + 1 < k else None
+                nll, result = _suffix_pass(model, xs, here, state, logit, here[:, None],
+                                           branch_values, time_chunk, snap_times=following)
+                cond = torch.sigmoid(nll[:, 0] - nll[:, 1])
+                u = torch.rand(len(chunk), generator=generator, device=gen_device, dtype=dtype)
+                bit = (u.to(device) < cond).long()
+                xs[columns, here] = bit.to(dtype)
+                if j + 1 < k:
+                    chosen = 2 * columns + bit
+                    state = state_select(result.snapshots, chosen)
+                    logit = result.logits[following - 1, chosen]
+                if sweep >= burn_in:
+                    samples[chunk, sweep - burn_in, j] = bit.cpu().numpy()
+                    conds[chunk, sweep - burn_in, j] = cond.double().cpu().numpy()
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return GibbsResult(np.where(missing, MISSING, x.cpu().numpy()).astype(np.float32),
+                       positions, counts, samples, conds, truth, time.perf_counter() - started)
+
+
+def compare_gibbs_to_exact(model, masked, truth=None, sweeps: int = 20, burn_in: int = 5,
+                           seed: int = 0, **kwargs) -> dict:
+    """Gibbs against exact enumeration on the same images (|M| <= 12): both summaries, plus
+
+    * ``marginal_abs_error``: mean |Gibbs (Rao-Blackwellised) marginal - exact marginal|;
+    * ``total_variation``: mean over images of TV(empirical Gibbs fillings, exact posterior);
+    * ``mode_equals_map``: fraction of images whose most frequent Gibbs filling is the exact MAP;
+    * timings of both (seconds).
+    """
+    exact = exact_posterior(model, masked, truth, **kwargs)
+    gibbs = gibbs_inpaint(model, masked, truth, sweeps=sweeps, burn_in=burn_in,
+                          generator=torch.Generator().manual_seed(seed), **kwargs)
+    valid = exact.positions >= 0
+    abs_error = _masked_mean(np.abs(np.nan_to_num(gibbs.marginals - exact.marginals)), valid)
+    tv = 0.5 * np.abs(gibbs.frequencies() - exact.posterior).sum(axis=1)
+    mode = np.where(valid, gibbs.mode_bits, 0)
+    mode_index = (mode << np.arange(mode.shape[1])[None, :]).sum(axis=1)
+    return {"exact": exact.summary(), "gibbs": gibbs.summary(), "sweeps": sweeps,
+            "burn_in": burn_in, "marginal_abs_error": float(abs_error.mean()),
+            "total_variation": float(tv.mean()),
+            "mode_equals_map": float((mode_index == exact.map_filling).mean())}
+
+
+# --------------------------------------------------------------------------- Task 2
+
+
+PICK_RULE = (
+    "Picks use the largest horizon H (300 by default) and images whose ground-truth region "
+    "(the H pixels after the prefix) holds at least MIN_INK = 20 ink pixels (all images if none "
+    "does). A sample's ink distance to the ground truth is |S xor G| / (|S| + |G|) over that "
+    "region "
+    "(0 = identical, 1 = no ink pixel in common; 0 when both are empty). "
+    "success = lowest mean ink distance over the samples; failure = highest mean ink distance; "
+    "high variance = highest mean pairwise per-pixel disagreement between the samples (among "
+    "all images, the first two excluded). Ties go to the lowest image position.")
+
+
+@dataclass
+class Task2Result:
+    """Task 2 in-painting metrics per image (N), sample (S) and horizon (H); nats throughout.
+
+    * ``gt_nll``: -log p(ground-truth continuation | prefix), the first h pixels;
+    * ``sample_nll``: -log p(sample | prefix) of each sampled continuation (the model's own
+      likelihood of what it drew);
+    * ``sample_gt_ce``: sum_t BCE(p(x_t = 1 | prefix, sampled x_k..x_{t-1}), ground-truth x_t):
+      the ground truth scored against the predictions made along the sampled trajectory;
+    * ``disagreement``: fraction of the h pixels where the sample differs from the ground truth;
+    * ``ink_distance``: |S xor G| / (|S| + |G|) (0 if both empty);
+    * ``pairwise``: mean over sample pairs of the fraction of differing pixels (per image).
+    """
+
+    horizons: tuple
+    prefix_length: int
+    samples: int
+    seed: int
+    test_indices: np.ndarray | None
+    truth: np.ndarray
+    gt_nll: np.ndarray
+    sample_nll: np.ndarray
+    sample_gt_ce: np.ndarray
+    disagreement: np.ndarray
+    ink_distance: np.ndarray
+    pairwise: np.ndarray
+    continuations: dict = field(default_factory=dict)
+    picks: dict = field(default_factory=dict)
+    pick_rule: str = PICK_RULE
+
+    def summary(self) -> list[dict]:
+        """One row per horizon: means over images (and samples) and standard errors."""
+        rows = []
+        count = len(self.gt_nll)
+        for h_index, horizon in enumerate(self.horizons):
+            gt = self.gt_nll[:, h_index]
+            sampled = self.sample_nll[:, :, h_index].mean(axis=1)
+            against = self.sample_gt_ce[:, :, h_index].mean(axis=1)
+            rows.append({
+                "horizon": horizon,
+                "gt_nll": float(gt.mean()), "gt_nll_sem": float(gt.std(ddof=1) / math.sqrt(count))
+                if count > 1 else 0.0,
+                "gt_nll_per_pixel": float(gt.mean() / horizon),
+                "sample_nll": float(sampled.mean()),
+                "sample_nll_sem": float(sampled.std(ddof=1) / math.sqrt(count))
+                if count > 1 else 0.0,
+                "sample_nll_per_pixel": float(sampled.mean() / horizon),
+                "sample_gt_ce": float(against.mean()),
+                "sample_gt_ce_per_pixel": float(against.mean() / horizon),
+                "disagreement": float(self.disagreement[:, :, h_index].mean()),
+                "ink_distance": float(self.ink_distance[:, :, h_index].mean()),
+                "pairwise_disagreement": float(np.nanmean(self.pairwise[:, h_index])),
+            })
+        return rows
+
+    def table(self) -> str:
+        lines = ["| horizon | GT NLL (nats) | GT NLL / pixel | sample NLL (nats) | "
+                 "sample NLL / pixel | GT vs sampled path / pixel | disagreement | "
+                 "pairwise |", "|---|---|---|---|---|---|---|---|"]
+        for r in self.summary():
+            lines.append(
+                f"| {r['horizon']} | {r['gt_nll']:.2f} ± {r['gt_nll_sem']:.2f} | "
+                f"{r['gt_nll_per_pixel']:.4f} | {r['sample_nll']:.2f} ± {r['sample_nll_sem']:.2f} "
+                f"| {r['sample_nll_per_pixel']:.4f} | {r['sample_gt_ce_per_pixel']:.4f} | "
+                f"{r['disagreement']:.4f} | {r['pairwise_disagreement']:.4f} |")
+        return "\n".join(lines)
+
+
+def _common_prefix(missing: np.ndarray) -> int:
+    first = missing.argmax(axis=1)
+    if not missing.any(axis=1).all():
+        raise ConfigError("every image needs missing pixels")
+    k = int(first[0])
+    suffix = np.arange(SEQUENCE_LENGTH)[None, :] >= first[:, None]
+    if np.any(first != k) or np.any(missing != suffix):
+        raise ConfigError("the Task 2 experiment needs every image to miss the same last pixels "
+                          "(a common prefix, then missing to the end)")
+    if k < 1:
+        raise ConfigError("the Task 2 experiment needs a prefix of at least 1 pixel")
+    return k
+
+
+def pick_examples(ink_distance: np.ndarray, pairwise: np.ndarray, truth_region: np.ndarray,
+                  min_ink: int = MIN_INK) -> dict:
+    """{'success', 'failure', 'high_variance'} image positions by ``PICK_RULE``.
+
+    ``ink_distance`` (N, S) and ``pairwise`` (N,) at the horizon used; ``truth_region`` (N, H).
+    """
+    count = len(ink_distance)
+    eligible = truth_region.sum(axis=1) >= min_ink
+    if not eligible.any():
+        eligible = np.ones(count, bool)
+    score = ink_distance.mean(axis=1)
+    candidates = np.flatnonzero(eligible)
+    success = int(candidates[np.argmin(score[candidates])])  # argmin/argmax: lowest index on ties
+    rest = candidates[candidates != success]
+    failure = int(rest[np.argmax(score[rest])]) if len(rest) else success
+    others = np.setdiff1d(np.arange(count), [success, failure])
+    spread = np.nan_to_num(pairwise, nan=-1.0)
+    variance = int(others[np.argmax(spread[others])]) if len(others) else failure
+    return {"success": success, "failure": failure, "high_variance": variance}
+
+
+@inference
+def task2_experiment(model, inpainting_set, horizons=(1, 10, 28, 300), samples: int = 10,
+                     seed: int = 0, pick_horizon: int | None = None) -> Task2Result:
+    """Continue each image's known prefix for each horizon, ``samples`` times; score against GT.
+
+    The prefix (the pixels before the common missing suffix, 484 for the default set) runs once
+    for all horizons, together with the ground truth's likelihood (one forward pass over the
+    true images). Each horizon then draws its own ``samples`` continuations from the repeated
+    prefix state (horizons in the given order from one ``torch.Generator`` seeded with ``seed``,
+    so the result is reproducible for the same set, model, horizons and samples). Examples are
+    picked by ``PICK_RULE`` at ``pick_horizon`` (default: the largest horizon).
+    """
+    check_predictor(model)
+    x, missing, truth = _inputs(model, inpainting_set)
+    if truth is None:
+        raise ConfigError("the Task 2 experiment needs the ground truth")
+    k = _common_prefix(missing)
+    horizons = tuple(int(h) for h in horizons)
+    if not horizons or min(horizons) < 1 or max(horizons) > SEQUENCE_LENGTH - k:
+        raise ConfigError(f"horizons must be in 1..{SEQUENCE_LENGTH - k}, got {horizons}")
+    if samples < 1:
+        raise ConfigError(f"samples must be at least 1, got {samples}")
+    pick_horizon = max(horizons) if pick_horizon is None else int(pick_horizon)
+    if pick_horizon not in horizons:
+        raise ConfigError(f"pick_horizon {pick_horizon} is not one of the horizons {horizons}")
+    dtype, device = model_dtype_device(model)
+    true = torch.as_tensor(truth, dtype=dtype, device=device)
+    count = len(true)
+    result = scan(model, true[:, :SEQUENCE_LENGTH - 1].t(), None,
+                  snap_at=torch.full((count,), k, device=device))
+    per_pixel = _bce_logits(result.logits, true[:, 1:].t()).t()  # (N, 783): pixel t at t - 1
+    logit_k, state_k = result.logits[k - 1], result.snapshots
+    generator = torch.Generator(device=device).manual_seed(seed)
+    shape = (count, samples, len(horizons))
+    gt_nll = np.zeros((count, len(horizons)))
+    sample_nll, sample_gt_ce = np.zeros(shape), np.zeros(shape)
+    disagreement, ink_distance = np.zeros(shape), np.zeros(shape)
+    pairwise = np.full((count, len(horizons)), np.nan)
+    continuations = {}
+    for h_index, horizon in enumerate(horizons):
+        gt = true[:, k:k + horizon]
+        gt_nll[:, h_index] = per_pixel[:, k - 1:k - 1 + horizon].sum(1).double().cpu().numpy()
+        cont = continue_from_state(model, logit_k, state_k, horizon, samples, "sample",
+                                   generator, prefix_length=k)
+        pixels = cont.pixels
+        sample_nll[:, :, h_index] = cont.nll().double().cpu().numpy()
+        sample_gt_ce[:, :, h_index] = binary_cross_entropy(
+            cont.probs, gt[:, None, :].expand_as(cont.probs)).sum(-1).double().cpu().numpy()
+        differ = (pixels != gt[:, None, :]).to(dtype)
+        disagreement[:, :, h_index] = differ.mean(-1).double().cpu().numpy()
+        ink = pixels.sum(-1) + gt.sum(-1)[:, None]
+        ink_distance[:, :, h_index] = torch.where(
+            ink > 0, differ.sum(-1) / ink.clamp(min=1), torch.zeros_like(ink)
+        ).double().cpu().numpy()
+        if samples > 1:
+            ones = pixels.sum(1)  # (N, h)
+            pairs = (ones * (samples - ones)).sum(-1) / (horizon * samples * (samples - 1) / 2)
+            pairwise[:, h_index] = pairs.double().cpu().numpy()
+        continuations[horizon] = pixels.to(torch.uint8).cpu().numpy()
+    at = horizons.index(pick_horizon)
+    picks = pick_examples(ink_distance[:, :, at], pairwise[:, at],
+                          truth[:, k:k + pick_horizon])
+    indices = getattr(inpainting_set, "indices", None)
+    return Task2Result(horizons, k, samples, seed, indices, truth.astype(np.float32), gt_nll,
+                       sample_nll, sample_gt_ce, disagreement, ink_distance, pairwise,
+                       continuations, picks)
+
+
+def task2_examples(result: Task2Result, horizons=(10, 28, 300), samples: int = 5,
+                   picks: dict | None = None) -> dict:
+    """For each picked image: ground truth, masked image and ``samples`` completions per horizon.
+
+    Returns {name: {"position", "test_index", "truth" (784,), "masked" (784,),
+    "completions": {h: (samples, 784)}}}; a completion holds the true prefix, the first
+    ``samples`` continuations drawn by ``task2_experiment`` (the same ones that were scored),
+    and -1 after the horizon.
+    """
+    picks = result.picks if picks is None else picks
+    if samples > result.samples:
+        raise ConfigError(f"the experiment drew {result.samples} samples, not {samples}")
+    k = result.prefix_length
+    out = {}
+    for name, position in picks.items():
+        truth = result.truth[position]
+        masked = truth.copy()
+        masked[k:] = MISSING
+        completions = {}
+        for horizon in horizons:
+            if horizon not in result.continuations:
+                raise ConfigError(f"horizon {horizon} was not run (ran {result.horizons})")
+            images = np.full((samples, SEQUENCE_LENGTH), MISSING, np.float32)
+            images[:, :k] = truth[:k]
+            images[:, k:k + horizon] = result.continuations[horizon][position, :samples]
+            completions[horizon] = images
+        test_index = None if result.test_indices is None else int(result.test_indices[position])
+        out[name] = {"position": int(position), "test_index": test_index, "truth": truth,
+                     "masked": masked, "completions": completions}
+    return out
+
+
+__all__ = ["exact_posterior", "Posterior", "gibbs_inpaint", "GibbsResult",
+           "compare_gibbs_to_exact", "task2_experiment", "Task2Result", "task2_examples",
+           "pick_examples", "PICK_RULE", "MAX_EXACT_MISSING"]

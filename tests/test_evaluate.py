@@ -1,0 +1,104 @@
+"""Evaluation of shipped weights: the cache (hits, misses, invalidation), the table, the CLI."""
+
+import json
+
+import pytest
+
+from seqmnist import evaluate as ev
+from seqmnist.__main__ import main
+from seqmnist.errors import CheckpointError, ConfigError
+from seqmnist.models import build_model
+from seqmnist.weights import save_weights
+
+LIMIT = 120
+
+
+def ship(root, task, arch, seed, **meta):
+    path = root / task / f"{arch}.safetensors"
+    save_weights(build_model(task, arch, seed=seed), path,
+                 {"epochs_trained": 3, "wall_seconds": 5400.0, "hardware": "cpu: test", **meta})
+    return path
+
+
+def test_evaluate_file_caches_and_invalidates(tmp_path, mnist):
+    cache = tmp_path / "cache"
+    path = ship(tmp_path / "weights", "predict", "lstm-1x4", seed=0)
+    first = ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    assert first["cache"] == "miss" and first["splits"]["test"]["images"] == LIMIT
+    model = build_model("predict", "lstm-1x4", seed=0)
+    pixels, _ = mnist.test.tensors()
+    expected = ev.evaluate(model, pixels[:LIMIT])
+    assert first["splits"]["test"]["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+
+    second = ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    assert second["cache"] == "hit" and second["splits"] == first["splits"]
+    both = ev.evaluate_file(path, ("train", "test"), cache, mnist=mnist, limit=LIMIT)
+    assert both["cache"] == "partial" and both["splits"]["test"] == first["splits"]["test"]
+    assert ev.evaluate_file(path, ("train", "test"), cache, mnist=mnist,
+                            limit=LIMIT)["cache"] == "hit"
+
+    ship(tmp_path / "weights", "predict", "lstm-1x4", seed=1)  # retrained: the file changes
+    changed = ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    assert changed["cache"] == "miss" and changed["weights_sha256"] != first["weights_sha256"]
+    assert changed["splits"]["test"]["loss"] != first["splits"]["test"]["loss"]
+    entries = json.loads((cache / ev.CACHE_FILE).read_text())["entries"]
+    assert len(entries) == 1 and next(iter(entries)).startswith(changed["weights_sha256"])
+    fresh = ev.evaluate_file(path, ("test",), cache, use_cache=False, mnist=mnist, limit=LIMIT)
+    assert fresh["cache"] == "off" and fresh["splits"] == changed["splits"]
+
+    (cache / ev.CACHE_FILE).write_text("{not json")  # a damaged cache is ignored, then rewritten
+    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
+
+
+def test_evaluate_file_errors(tmp_path, mnist):
+    path = ship(tmp_path, "classify", "gru-1x4", seed=0)
+    with pytest.raises(CheckpointError):
+        ev.evaluate_file(tmp_path / "missing.safetensors", mnist=mnist)
+    path.with_suffix(".json").write_text(json.dumps({"task": "mystery"}))
+    with pytest.raises(ConfigError, match="no evaluator"):
+        ev.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="sidecar"):
+        ev.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
+
+
+def test_evaluate_all_table_registry_and_cli(tmp_path, mnist, monkeypatch, capsys):
+    root = tmp_path / "weights"
+    ship(root, "classify", "gru-1x4", seed=0)
+    ship(root, "classify", "lstm-1x4", seed=0)
+    ship(root, "predict", "lstm-1x4", seed=0)
+    (root / "baselines").mkdir()
+    for name, task in [("mlp", "baseline-test"), ("odd", "unknown-task")]:
+        (root / "baselines" / f"{name}.safetensors").write_bytes(b"not read")
+        (root / "baselines" / f"{name}.json").write_text(json.dumps({"task": task, "name": name}))
+    calls = []
+
+    def fake(path, meta, data, progress):
+        calls.append(path.name)
+        return {s: {"loss": 0.5, "accuracy": 0.75, "images": len(p)} for s, (p, _) in data.items()}
+
+    monkeypatch.setitem(ev.EVALUATORS, "baseline-test", fake)
+    report = ev.evaluate_all(root, cache_dir=tmp_path / "cache", mnist=mnist, limit=LIMIT)
+    rows = report["rows"]
+    assert [(r["task"], r["model"]) for r in rows] == [
+        ("classify", "lstm-1x4"), ("classify", "gru-1x4"), ("predict", "lstm-1x4"),
+        ("baseline-test", "mlp")]
+    assert report["skipped"] == [{"file": "baselines/odd.safetensors",
+                                  "reason": "no evaluator for task 'unknown-task'"}]
+    assert calls == ["mlp.safetensors"]
+    classifier = rows[0]
+    assert 0 <= classifier["test_accuracy"] <= 1 and classifier["training_hours"] == 1.5
+    assert classifier["epochs"] == 3 and classifier["hardware"] == "cpu: test"
+    assert "train_loss_per_image" in rows[2] and "test_accuracy" not in rows[2]
+    written = json.loads((root / "metrics.json").read_text())
+    assert written["rows"] == json.loads(json.dumps(rows))
+    markdown = (root / "metrics.md").read_text()
+    assert "| gru-1x4 |" in markdown and "## baseline-test" in markdown and "odd" in markdown
+
+    monkeypatch.setenv("SEQMNIST_BUILD", str(tmp_path / "build"))
+    assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT)]) == 0
+    assert "| lstm-1x4 |" in capsys.readouterr().out
+    assert (tmp_path / "build" / "eval-cache" / ev.CACHE_FILE).exists()
+    assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT),
+                 "--no-cache"]) == 0

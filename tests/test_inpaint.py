@@ -1,0 +1,204 @@
+"""Exact posteriors agree with brute force; Gibbs uses the exact conditionals; Task 2 metrics."""
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from seqmnist import masks
+from seqmnist.errors import ConfigError
+from seqmnist.generate import log_prob
+from seqmnist.inpaint import (MISSING, PICK_RULE, compare_gibbs_to_exact, exact_posterior,
+                              gibbs_inpaint, pick_examples, task2_examples, task2_experiment)
+from seqmnist.models import build_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model("predict", "lstm-1x4", seed=0).double().eval()
+
+
+@pytest.fixture(scope="module")
+def window(mnist):
+    full = masks.window_set(mnist, count=40, size=2)
+    return masks.InpaintingSet(full.masked[:5], full.truth[:5], full.indices[:5], name="2x2")
+
+
+@torch.no_grad()
+def image_nlls(model, images: np.ndarray) -> np.ndarray:
+    """NLL of pixels 1..783 of each image by plain full forward passes (batched)."""
+    x = torch.as_tensor(np.asarray(images).reshape(-1, 784), dtype=torch.float64).t()
+    logits, _ = model(x.unsqueeze(-1))
+    return F.binary_cross_entropy_with_logits(logits[:-1], x[1:], reduction="none").sum(0).numpy()
+
+
+def brute_force(model, masked: np.ndarray, truth: np.ndarray):
+    """Log posterior and image NLLs over all fillings: 2^|M| full forward passes per image."""
+    out = []
+    for row, true in zip(masked, truth):
+        where = np.flatnonzero(row == MISSING)
+        images = np.repeat(true[None], 2 ** len(where), axis=0)
+        for filling in range(2 ** len(where)):
+            images[filling, where] = (filling >> np.arange(len(where))) & 1
+        nlls = image_nlls(model, images)
+        scores = -nlls - (-nlls).max()
+        out.append((scores - np.log(np.exp(scores).sum()), nlls))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["lstm-1x4", "gru-3x4"])
+def test_exact_posterior_equals_brute_force(window, arch):
+    model = build_model("predict", arch, seed=2).double()
+    post = exact_posterior(model, window, batch_sequences=40)  # 2 images per chunk
+    assert post.log_posterior.shape == (5, 16)
+    for i, (log_post, nlls) in enumerate(brute_force(model, window.masked, window.truth)):
+        np.testing.assert_allclose(post.log_posterior[i], log_post, atol=1e-10)
+        np.testing.assert_allclose(post.image_nll(np.full(5, 0))[i], nlls[0], rtol=1e-12)
+        np.testing.assert_allclose(post.prefix_nll[i] + post.suffix_nll[i], nlls, rtol=1e-12)
+    np.testing.assert_allclose(post.posterior.sum(1), 1, atol=1e-12)
+
+
+def test_uneven_masks_pixel_zero_and_last_pixel(mnist, model):
+    """Different |M| per image, pixel 0 missing (uniform prior) and pixel 783 missing."""
+    truth = mnist.test.x[:4].astype(np.float32)
+    masked = truth.copy()
+    masked[0, [0, 1, 300]] = MISSING
+    masked[1, [783]] = MISSING
+    masked[2, [200, 201, 228, 229, 783]] = MISSING
+    masked[3, [0]] = MISSING
+    post = exact_posterior(model, masked, truth, batch_sequences=8)
+    assert post.log_posterior.shape == (4, 32) and list(post.counts) == [3, 1, 5, 1]
+    assert np.all(post.log_posterior[1, 2:] == -np.inf) and np.isnan(post.marginals[1, 1:]).all()
+    for i, (log_post, nlls) in enumerate(brute_force(model, masked, truth)):
+        size = 2 ** post.counts[i]
+        np.testing.assert_allclose(post.log_posterior[i, :size], log_post, atol=1e-10)
+        np.testing.assert_allclose(post.image_nll(np.zeros(4, int))[i], nlls[0], rtol=1e-12)
+    np.testing.assert_allclose(post.posterior[3, :2].sum(), 1, atol=1e-12)
+    assert np.array_equal(post.fill(post.truth_filling), truth)
+
+
+def test_posterior_metrics(window, model):
+    post = exact_posterior(model, window)
+    bits = post.truth_bits
+    expected_ce = [float(F.binary_cross_entropy(torch.as_tensor(post.marginals[i]),
+                                                torch.as_tensor(bits[i], dtype=torch.float64)))
+                   for i in range(5)]
+    np.testing.assert_allclose(post.marginal_ce, expected_ce, rtol=1e-12)
+    map_bits = post.bits(post.map_filling)
+    np.testing.assert_allclose(post.map_error, (map_bits != bits).mean(1))
+    np.testing.assert_allclose(post.truth_probability,
+                               post.posterior[np.arange(5), post.truth_filling])
+    np.testing.assert_allclose(post.truth_nll, image_nlls(model, window.truth), rtol=1e-12)
+    np.testing.assert_allclose(post.map_nll, image_nlls(model, post.map_images), rtol=1e-12)
+    assert np.all(post.map_nll <= post.truth_nll + 1e-9)  # the MAP filling is the likeliest image
+    summary = post.summary()
+    assert summary["images"] == 5 and 0 <= summary["map_error"] <= 1
+    # batching does not change anything
+    other = exact_posterior(model, window, batch_sequences=16, time_chunk=7)
+    np.testing.assert_allclose(other.log_posterior, post.log_posterior, atol=1e-12)
+
+
+def test_posterior_errors(window, model):
+    with pytest.raises(ConfigError, match="at most 12"):
+        masked = window.truth[:1].copy()
+        masked[0, 100:113] = MISSING
+        exact_posterior(model, masked, window.truth[:1])
+    with pytest.raises(ConfigError, match="no missing pixel"):
+        exact_posterior(model, window.truth[:2])
+    with pytest.raises(ConfigError, match="predictor"):
+        exact_posterior(build_model("classify", "lstm-1x4", seed=0), window)
+    with pytest.raises(ConfigError, match="only 0, 1 and -1"):
+        exact_posterior(model, np.full((1, 784), 0.5))
+
+
+def test_gibbs_uses_exact_conditionals(window, model):
+    post = exact_posterior(model, window)
+    masked = window.truth.copy()
+    masked[np.arange(5), post.positions[:, 2]] = MISSING
+    one = masks.InpaintingSet(masked, window.truth, name="one")
+    single = gibbs_inpaint(model, one, sweeps=2, burn_in=0,
+                           generator=torch.Generator().manual_seed(0))
+    exact_single = exact_posterior(model, one)
+    np.testing.assert_allclose(single.conditionals[:, :, 0],
+                               exact_single.posterior[:, 1:2].repeat(2, 1), atol=1e-10)
+    # four missing pixels: every recorded conditional is the exact posterior ratio given the
+    # other pixels' current values (earlier pixels from this sweep, later ones from the last)
+    gibbs = gibbs_inpaint(model, window, sweeps=4, burn_in=0,
+                          generator=torch.Generator().manual_seed(1), batch_sequences=4)
+    for i in range(5):
+        for sweep in range(1, 4):
+            for j in range(4):
+                current = np.concatenate([gibbs.samples[i, sweep, :j],
+                                          gibbs.samples[i, sweep - 1, j:]]).astype(int)
+                with_one, with_zero = current.copy(), current.copy()
+                with_one[j], with_zero[j] = 1, 0
+                index = lambda b: int((b << np.arange(4)).sum())  # noqa: E731
+                p1 = post.posterior[i, index(with_one)]
+                p0 = post.posterior[i, index(with_zero)]
+                assert abs(gibbs.conditionals[i, sweep, j] - p1 / (p0 + p1)) < 1e-9
+
+
+def test_gibbs_against_exact(window, model):
+    report = compare_gibbs_to_exact(model, window, sweeps=30, burn_in=5, seed=0)
+    assert report["marginal_abs_error"] < 0.02
+    assert 0 <= report["total_variation"] <= 1 and 0 <= report["mode_equals_map"] <= 1
+    assert abs(report["gibbs"]["marginal_ce"] - report["exact"]["marginal_ce"]) < 0.02
+    with pytest.raises(ConfigError, match="burn_in"):
+        gibbs_inpaint(model, window, sweeps=3, burn_in=3)
+
+
+@pytest.fixture(scope="module")
+def task2(mnist):
+    full = masks.task2_set(mnist)
+    return masks.InpaintingSet(full.masked[:8], full.truth[:8], full.indices[:8], name="task2")
+
+
+def test_task2_experiment(task2, model):
+    result = task2_experiment(model, task2, horizons=(1, 10, 300), samples=4, seed=3)
+    assert result.prefix_length == 484 and result.sample_nll.shape == (8, 4, 3)
+    truth = torch.as_tensor(task2.truth, dtype=torch.float64)
+    for h_index, horizon in enumerate((1, 10, 300)):
+        gt = -log_prob(model, truth[:, :484], truth[:, 484:484 + horizon])
+        np.testing.assert_allclose(result.gt_nll[:, h_index], gt.numpy(), rtol=1e-12)
+        samples = torch.as_tensor(result.continuations[horizon], dtype=torch.float64)
+        nll = -log_prob(model, truth[:, :484], samples)
+        np.testing.assert_allclose(result.sample_nll[:, :, h_index], nll.numpy(), rtol=1e-12)
+        differ = samples != truth[:, None, 484:484 + horizon]
+        np.testing.assert_allclose(result.disagreement[:, :, h_index],
+                                   differ.double().mean(-1).numpy())
+    draws = result.continuations[300].astype(float)  # pairwise disagreement, brute force
+    pairs = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    brute = np.mean([(draws[:, a] != draws[:, b]).mean(-1) for a, b in pairs], axis=0)
+    np.testing.assert_allclose(result.pairwise[:, 2], brute)
+    assert result.picks == pick_examples(result.ink_distance[:, :, 2], result.pairwise[:, 2],
+                                         task2.truth[:, 484:])
+    assert len(set(result.picks.values())) == 3 and "MIN_INK" in PICK_RULE
+    rows = result.summary()
+    assert [r["horizon"] for r in rows] == [1, 10, 300] and "| 300 |" in result.table()
+    again = task2_experiment(model, task2, horizons=(1, 10, 300), samples=4, seed=3)
+    assert np.array_equal(again.continuations[300], result.continuations[300])
+    examples = task2_examples(result, horizons=(10, 300), samples=3)
+    success = examples["success"]
+    assert success["test_index"] == task2.indices[result.picks["success"]]
+    assert success["completions"][10].shape == (3, 784)
+    assert np.all(success["completions"][10][:, 494:] == MISSING)
+    assert np.array_equal(success["completions"][300][:, 484:],
+                          result.continuations[300][result.picks["success"], :3])
+
+
+def test_pick_rule():
+    distance = np.array([[0.5, 0.5], [0.1, 0.2], [0.9, 0.8], [0.1, 0.2], [0.0, 0.0]])
+    pairwise = np.array([0.3, 0.1, 0.2, 0.4, 0.9])
+    ink = np.zeros((5, 300))
+    ink[:4, :25] = 1  # image 4 has too little ink to count as a success or failure
+    assert pick_examples(distance, pairwise, ink) == {"success": 1, "failure": 2,
+                                                      "high_variance": 4}
+
+
+def test_task2_errors(task2, model, window):
+    with pytest.raises(ConfigError, match="horizons"):
+        task2_experiment(model, task2, horizons=(301,))
+    with pytest.raises(ConfigError, match="same last pixels"):
+        task2_experiment(model, window)
+    with pytest.raises(ConfigError, match="predictor"):
+        task2_experiment(build_model("classify", "gru-1x4", seed=0), task2)
