@@ -24,6 +24,7 @@ import torch
 
 from .data import atomic_write_bytes
 from .errors import ConfigError
+from .models import Architecture
 from .paths import weights_dir
 from .runtime import fast_cpu_env
 from .train import TrainConfig
@@ -32,10 +33,22 @@ CLASSIFIER_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32",
                     "gru-1x32", "gru-1x64", "gru-1x128", "gru-3x32")
 PREDICTOR_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32")
 
-# The recipe (Adam, cosine decay after a 200-step warm-up, gradient-norm clip 1, batch 128, chrono
-# initialization). Learning rates come from the recorded sweeps in weights/sweeps/.
-CLASSIFIER_RECIPE = dict(lr=2e-3, epochs=30)
-PREDICTOR_RECIPE = dict(lr=2e-3, epochs=20)
+# The recipe: Adam, cosine decay after a 200-step warm-up, gradient-norm clip 1, batch 128, chrono
+# initialization. Peak learning rates come from the sweeps recorded in weights/sweeps/ (two epochs
+# of lstm-1x64 at 1e-3, 3e-3 and 1e-2; best: 1e-2 for the classifier, 3e-3 for the predictor) and
+# are scaled by sqrt(64 / units), which keeps an Adam step the same fraction of the recurrent
+# weights' initial scale (PyTorch draws them from U(-1/sqrt(H), 1/sqrt(H))).
+SWEPT_LR = {"classify": 1e-2, "predict": 3e-3}
+SWEPT_UNITS = 64
+EPOCHS = {"classify": 25, "predict": 20}
+
+
+def recipe(task: str, arch: str) -> dict:
+    units = Architecture.parse(arch).units
+    lr = SWEPT_LR[task] * (SWEPT_UNITS / units) ** 0.5
+    return dict(lr=float(f"{lr:.3g}"), epochs=EPOCHS[task])
+
+
 # Whole-image baselines: minutes on CPU.
 BASELINE_RECIPE = dict(lr=1e-3, epochs=12, dropout=0.25, warmup_steps=100)
 BASELINE_ARCHS = ("cnn", "mlp")
@@ -54,8 +67,8 @@ def campaign_configs() -> list[TrainConfig]:
             return [TrainConfig(**entry) for entry in entries]
         except (OSError, ValueError, TypeError) as error:
             raise ConfigError(f"{override}: not a JSON list of run configs ({error})") from None
-    runs = [TrainConfig(task="classify", arch=a, **CLASSIFIER_RECIPE) for a in CLASSIFIER_ARCHS]
-    runs += [TrainConfig(task="predict", arch=a, **PREDICTOR_RECIPE) for a in PREDICTOR_ARCHS]
+    runs = [TrainConfig(task="classify", arch=a, **recipe("classify", a)) for a in CLASSIFIER_ARCHS]
+    runs += [TrainConfig(task="predict", arch=a, **recipe("predict", a)) for a in PREDICTOR_ARCHS]
     runs += [TrainConfig(task="classify", arch=a, **BASELINE_RECIPE) for a in BASELINE_ARCHS]
     return runs
 

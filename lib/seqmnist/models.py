@@ -108,6 +108,10 @@ class RecurrentCore(nn.Module):
             out, h, c = torch.lstm(x, state, weights, True, rnn.num_layers, dropout,
                                    self.training, False, False)
             return out, (h, c)
+        if dropout == 0.0:  # eval, or no inter-layer dropout: whole-sequence GRU, fused backward
+            from .fused_gru import fused_gru
+
+            return fused_gru(x, state, weights, rnn.num_layers)
         out, h = torch.gru(x, state, weights, True, rnn.num_layers, dropout,
                            self.training, False, False)
         return out, h
@@ -216,16 +220,36 @@ class NextPixelPredictor(nn.Module):
 MODEL_CLASSES = {"classify": Classifier, "predict": NextPixelPredictor}
 
 
+def canonical_arch(name: str, task: str) -> str:
+    """The canonical name of a recurrent core (``lstm-1x128``) or, for classifiers, a baseline."""
+    from .baselines import BASELINES
+
+    if task == "classify" and str(name).strip().lower() in BASELINES:
+        return str(name).strip().lower()
+    return Architecture.parse(name).name
+
+
 def build_model(task: str, arch: Architecture | str, dropout: float = 0.0, init: str = "chrono",
                 seed: int | None = None) -> nn.Module:
-    """A classifier or predictor for ``task``; ``init`` is 'chrono' or 'default' (PyTorch's)."""
+    """A classifier or predictor for ``task``; ``init`` is 'chrono' or 'default' (PyTorch's).
+
+    ``arch`` names a recurrent core, or for ``task="classify"`` a whole-image baseline
+    ('mlp' or 'cnn', see baselines.py).
+    """
     if task not in MODEL_CLASSES:
         raise ConfigError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     if init not in ("chrono", "default"):
         raise ConfigError(f"unknown init {init!r}: use 'chrono' or 'default'")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+    name = canonical_arch(arch.name if isinstance(arch, Architecture) else arch, task)
     if seed is not None:
         torch.manual_seed(seed)
-    model = MODEL_CLASSES[task](arch, dropout=dropout)
+    if not _NAME.match(name):
+        from .baselines import WholeImageClassifier
+
+        return WholeImageClassifier(name, dropout=dropout)
+    model = MODEL_CLASSES[task](name, dropout=dropout)
     if init == "chrono":
         chrono_init_(model.core)
     return model
@@ -239,5 +263,5 @@ def describe(model: nn.Module) -> str:
     return f"{model.task}-{model.arch.name} ({parameter_count(model):,} parameters)"
 
 
-__all__ = ["Architecture", "RecurrentCore", "Classifier", "NextPixelPredictor", "build_model",
+__all__ = ["Architecture", "RecurrentCore", "Classifier", "NextPixelPredictor", "build_model", "canonical_arch",
            "chrono_init_", "leading_zero_steps", "CELLS", "TASKS"]

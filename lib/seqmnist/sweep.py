@@ -2,12 +2,13 @@
 
 Each candidate is an ordinary resumable run (so an interrupted sweep continues where it stopped);
 the record ``<out_dir>/<task>-<arch>.json`` keeps every candidate's validation curve for the
-classification notebook to plot.
+notebooks to plot, and the candidates' checkpoints are deleted once it is written.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from .data import atomic_write_bytes
@@ -41,6 +42,7 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
     record["best_lr"] = best["lr"]
     text = json.dumps(record, indent=1)
     atomic_write_bytes(out_dir / f"{task}-{arch}.json", lambda handle: handle.write(text.encode()))
+    shutil.rmtree(out_dir / "runs", ignore_errors=True)  # the record keeps what matters
     return record
 
 
