@@ -13,8 +13,8 @@ from seqmnist.weights import save_weights
 LIMIT = 120
 
 
-def ship(root, task, arch, seed, **meta):
-    path = root / task / f"{arch}.safetensors"
+def ship(root, task, arch, seed, folder=None, **meta):
+    path = root / (folder or task) / f"{arch}.safetensors"
     save_weights(build_model(task, arch, seed=seed), path,
                  {"epochs_trained": 3, "wall_seconds": 5400.0, "hardware": "cpu: test", **meta})
     return path
@@ -55,46 +55,51 @@ def test_evaluate_file_errors(tmp_path, mnist):
     path = ship(tmp_path, "classify", "gru-1x4", seed=0)
     with pytest.raises(CheckpointError):
         ev.evaluate_file(tmp_path / "missing.safetensors", mnist=mnist)
-    path.with_suffix(".json").write_text(json.dumps({"task": "mystery"}))
-    with pytest.raises(ConfigError, match="no evaluator"):
+    meta = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**meta, "task": "mystery"}))
+    with pytest.raises(ConfigError, match="unknown task 'mystery'"):
         ev.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
     path.with_suffix(".json").unlink()
     with pytest.raises(CheckpointError, match="sidecar"):
         ev.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
 
 
-def test_evaluate_all_table_registry_and_cli(tmp_path, mnist, monkeypatch, capsys):
+def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, capsys):
     root = tmp_path / "weights"
     ship(root, "classify", "gru-1x4", seed=0)
     ship(root, "classify", "lstm-1x4", seed=0)
     ship(root, "predict", "lstm-1x4", seed=0)
-    (root / "baselines").mkdir()
-    for name, task in [("mlp", "baseline-test"), ("odd", "unknown-task")]:
-        (root / "baselines" / f"{name}.safetensors").write_bytes(b"not read")
-        (root / "baselines" / f"{name}.json").write_text(json.dumps({"task": task, "name": name}))
-    calls = []
-
-    def fake(path, meta, data, progress):
-        calls.append(path.name)
-        return {s: {"loss": 0.5, "accuracy": 0.75, "images": len(p)} for s, (p, _) in data.items()}
-
-    monkeypatch.setitem(ev.EVALUATORS, "baseline-test", fake)
+    ship(root, "classify", "mlp", seed=0, folder="baselines")  # a whole-image baseline
+    odd = root / "baselines" / "odd.safetensors"  # real tensors, a sidecar for no known task
+    save_weights(build_model("classify", "gru-1x4", seed=0), odd, {"task": "unknown-task"})
     report = ev.evaluate_all(root, cache_dir=tmp_path / "cache", mnist=mnist, limit=LIMIT)
     rows = report["rows"]
-    assert [(r["task"], r["model"]) for r in rows] == [
-        ("classify", "lstm-1x4"), ("classify", "gru-1x4"), ("predict", "lstm-1x4"),
-        ("baseline-test", "mlp")]
-    assert report["skipped"] == [{"file": "baselines/odd.safetensors",
-                                  "reason": "no evaluator for task 'unknown-task'"}]
-    assert calls == ["mlp.safetensors"]
+    assert [(r["task"], r["model"], r["file"]) for r in rows] == [
+        ("classify", "lstm-1x4", "classify/lstm-1x4.safetensors"),
+        ("classify", "gru-1x4", "classify/gru-1x4.safetensors"),
+        ("classify", "mlp", "baselines/mlp.safetensors"),
+        ("predict", "lstm-1x4", "predict/lstm-1x4.safetensors")]
+    [skipped] = report["skipped"]
+    assert skipped["file"] == "baselines/odd.safetensors"
+    assert "unknown task 'unknown-task'" in skipped["reason"]
+    baseline = rows[2]
+    assert baseline["images"] == {"train": LIMIT, "test": LIMIT}
+    for split in ("train", "test"):
+        assert 0 <= baseline[f"{split}_accuracy"] <= 1 and baseline[f"{split}_loss"] > 0
+    pixels, labels = mnist.test.tensors()
+    expected = ev.evaluate(build_model("classify", "mlp", seed=0), pixels[:LIMIT], labels[:LIMIT])
+    assert baseline["test_loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    assert baseline["test_accuracy"] == expected["accuracy"]
     classifier = rows[0]
     assert 0 <= classifier["test_accuracy"] <= 1 and classifier["training_hours"] == 1.5
     assert classifier["epochs"] == 3 and classifier["hardware"] == "cpu: test"
-    assert "train_loss_per_image" in rows[2] and "test_accuracy" not in rows[2]
+    assert "train_loss_per_image" in rows[3] and "test_accuracy" not in rows[3]
     written = json.loads((root / "metrics.json").read_text())
     assert written["rows"] == json.loads(json.dumps(rows))
     markdown = (root / "metrics.md").read_text()
-    assert "| gru-1x4 |" in markdown and "## baseline-test" in markdown and "odd" in markdown
+    assert "| gru-1x4 |" in markdown and "| mlp |" in markdown
+    assert markdown.count("## Classification (cross-entropy per image, accuracy)") == 1
+    assert "`baselines/odd.safetensors`: " in markdown and "unknown-task" in markdown
 
     monkeypatch.setenv("SEQMNIST_BUILD", str(tmp_path / "build"))
     assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT)]) == 0

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import torch
 
+from .baselines import BASELINES
 from .data import atomic_write_bytes
 from .errors import ConfigError
 from .models import Architecture
 from .paths import weights_dir
 from .runtime import fast_cpu_env
 from .train import TrainConfig
+from .weights import shipped_path
 
 CLASSIFIER_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32",
                     "gru-1x32", "gru-1x64", "gru-1x128", "gru-3x32")
@@ -51,7 +53,6 @@ def recipe(task: str, arch: str) -> dict:
 
 # Whole-image baselines: minutes on CPU.
 BASELINE_RECIPE = dict(lr=1e-3, epochs=12, dropout=0.25, warmup_steps=100)
-BASELINE_ARCHS = ("cnn", "mlp")
 
 
 def campaign_configs() -> list[TrainConfig]:
@@ -69,7 +70,7 @@ def campaign_configs() -> list[TrainConfig]:
             raise ConfigError(f"{override}: not a JSON list of run configs ({error})") from None
     runs = [TrainConfig(task="classify", arch=a, **recipe("classify", a)) for a in CLASSIFIER_ARCHS]
     runs += [TrainConfig(task="predict", arch=a, **recipe("predict", a)) for a in PREDICTOR_ARCHS]
-    runs += [TrainConfig(task="classify", arch=a, **BASELINE_RECIPE) for a in BASELINE_ARCHS]
+    runs += [TrainConfig(task="classify", arch=a, **BASELINE_RECIPE) for a in BASELINES]
     return runs
 
 
@@ -86,8 +87,7 @@ def run_dir(config: TrainConfig) -> Path:
 
 
 def weights_path(config: TrainConfig) -> Path:
-    folder = "baselines" if config.arch in BASELINE_ARCHS else config.task
-    return weights_dir() / folder / f"{config.arch}.safetensors"
+    return shipped_path(config.task, config.arch)
 
 
 @dataclass

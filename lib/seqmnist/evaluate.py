@@ -15,7 +15,6 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.nn import functional as F
@@ -65,37 +64,16 @@ def evaluate(model, pixels: torch.Tensor, labels: torch.Tensor | None = None,
 # weights file and the data source hash: a retrained (changed) file misses the cache, and its old
 # entry (same path, other hash) is dropped when the new one is written. ``evaluate_all`` runs it
 # over every ``*.safetensors`` under weights/classify, weights/predict and weights/baselines and
-# writes weights/metrics.md and weights/metrics.json.
-#
-# Evaluators are looked up by the sidecar's ``task`` in ``EVALUATORS``; a baseline module can add
-# its own with ``register_evaluator(task, fn)``, where ``fn(path, meta, data, progress)`` gets
-# ``data = {split: (pixels (N, 784) float32, labels (N,))}`` and returns ``{split: metrics}``
-# (metrics with "loss" and, for classifiers, "accuracy"). Files whose task has no evaluator are
-# listed as skipped.
+# writes weights/metrics.md and weights/metrics.json. Every file, the whole-image baselines
+# included, is an ordinary "classify" or "predict" model: ``load_weights`` rebuilds it and
+# ``evaluate`` scores it. A file that ``load_weights`` refuses (no or unreadable sidecar, another
+# task, damaged tensors) raises its ``SeqMnistError``; ``evaluate_all`` lists such files as
+# skipped with that error's message.
 
 EVAL_CACHE_VERSION = 1
 CACHE_FILE = "metrics.json"
 WEIGHT_FOLDERS = ("classify", "predict", "baselines")
 SPLITS = ("train", "test")
-
-EVALUATORS: dict[str, Callable] = {}
-
-
-def register_evaluator(task: str, evaluator: Callable) -> None:
-    """Use ``evaluator(path, meta, data, progress) -> {split: metrics}`` for sidecar ``task``."""
-    EVALUATORS[task] = evaluator
-
-
-def _evaluate_recurrent(path: Path, meta: dict, data: dict, progress: bool) -> dict:
-    from .weights import load_weights
-
-    model, _ = load_weights(path)
-    return {split: evaluate(model, pixels, labels, progress=progress)
-            for split, (pixels, labels) in data.items()}
-
-
-register_evaluator("classify", _evaluate_recurrent)
-register_evaluator("predict", _evaluate_recurrent)
 
 
 def file_sha256(path: Path) -> str:
@@ -142,20 +120,15 @@ def evaluate_file(weights_path, splits=SPLITS, cache_dir=None, use_cache: bool =
     "splits": {split: metrics}, "cache": "hit" | "miss" | "partial" | "off"}. ``use_cache=False``
     recomputes everything and then refreshes the cache entry. ``limit`` scores only the first
     ``limit`` images of each split (a separate cache entry; for quick checks). ``mnist`` defaults
-    to ``load_mnist()``.
+    to ``load_mnist()``. Raises the ``SeqMnistError`` of ``load_weights`` for a file it refuses
+    (missing, no or unreadable sidecar, a task other than "classify"/"predict", damaged tensors).
     """
     from .data import load_mnist
-    from .errors import CheckpointError, ConfigError
-    from .weights import read_sidecar
+    from .weights import load_weights
 
     path = Path(weights_path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such weights file")
-    meta = read_sidecar(path)
-    task = meta.get("task")
-    if task not in EVALUATORS:
-        raise ConfigError(f"{path}: no evaluator for task {task!r} (known: "
-                          f"{', '.join(sorted(EVALUATORS))})")
+    model, meta = load_weights(path)
+    task = meta["task"]
     splits = tuple(splits)
     mnist = mnist if mnist is not None else load_mnist()
     for split in splits:
@@ -170,11 +143,11 @@ def evaluate_file(weights_path, splits=SPLITS, cache_dir=None, use_cache: bool =
     todo = [s for s in splits if s not in cached]
     results = dict(cached)
     if todo:
-        data = {}
         for split in todo:
             pixels, labels = mnist.split(split).tensors()
-            data[split] = (pixels[:limit], labels[:limit]) if limit else (pixels, labels)
-        results.update(EVALUATORS[task](path, meta, data, progress))
+            if limit:
+                pixels, labels = pixels[:limit], labels[:limit]
+            results[split] = evaluate(model, pixels, labels, progress=progress)
         cache = _read_cache(cache_path)  # re-read: keep entries written meanwhile
         resolved = str(path.resolve())
         entries = {k: v for k, v in cache["entries"].items()
@@ -238,16 +211,7 @@ def metrics_markdown(rows: list[dict], skipped: list[dict] | None = None,
             tasks.append(row["task"])
     for task in tasks:
         group = [r for r in rows if r["task"] == task]
-        if task == "classify":
-            lines += ["## Classification (cross-entropy per image, accuracy)", "",
-                      "| model | train loss | test loss | train accuracy | test accuracy | "
-                      "epochs | training hours | hardware |", "|---|---|---|---|---|---|---|---|"]
-            for r in group:
-                lines.append(f"| {r['model']} | {_fmt(r.get('train_loss'), '.4f')} | "
-                             f"{_fmt(r.get('test_loss'), '.4f')} | "
-                             f"{_pct(r.get('train_accuracy'))} | "
-                             f"{_pct(r.get('test_accuracy'))} | " + info(r))
-        elif task == "predict":
+        if task == "predict":
             lines += ["## Next-pixel prediction (binary cross-entropy per predicted pixel and per "
                       "image, 783 predicted pixels)", "",
                       "| model | train loss / pixel | test loss / pixel | train loss / image | "
@@ -259,7 +223,9 @@ def metrics_markdown(rows: list[dict], skipped: list[dict] | None = None,
                              f"{_fmt(r.get('train_loss_per_image'), '.2f')} | "
                              f"{_fmt(r.get('test_loss_per_image'), '.2f')} | " + info(r))
         else:
-            lines += [f"## {task}", "",
+            title = ("Classification (cross-entropy per image, accuracy)" if task == "classify"
+                     else task)
+            lines += [f"## {title}", "",
                       "| model | train loss | test loss | train accuracy | test accuracy | "
                       "epochs | training hours | hardware |", "|---|---|---|---|---|---|---|---|"]
             for r in group:
@@ -288,34 +254,24 @@ def evaluate_all(weights_dir=None, use_cache: bool = True, progress: bool = Fals
     ``metrics.md`` and ``metrics.json`` into ``weights_dir`` (default ``paths.weights_dir()``).
     """
     from .data import atomic_write_bytes, load_mnist
-    from .errors import SeqMnistError
+    from .errors import CheckpointError, ConfigError
     from .paths import weights_dir as default_weights_dir
     from .weights import read_sidecar
 
     root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    if (root / "baselines").is_dir():
-        try:  # a baseline module may register its evaluators on import
-            from . import baselines  # noqa: F401
-        except ModuleNotFoundError as error:
-            if error.name != f"{__package__}.baselines":
-                raise
     mnist = mnist if mnist is not None else load_mnist()
     rows, skipped = [], []
     files = [p for folder in WEIGHT_FOLDERS for p in sorted((root / folder).glob("*.safetensors"))]
     for path in files:
         relative = str(path.relative_to(root))
-        try:
+        try:  # a file that load_weights refuses is skipped (a cache write error still raises)
             meta = read_sidecar(path)
-        except SeqMnistError as error:
+            if progress:
+                print(f"evaluating {relative}", file=sys.stderr)
+            result = evaluate_file(path, splits, cache_dir, use_cache, progress, mnist, limit)
+        except (CheckpointError, ConfigError) as error:
             skipped.append({"file": relative, "reason": str(error)})
             continue
-        if meta.get("task") not in EVALUATORS:
-            skipped.append({"file": relative, "reason": f"no evaluator for task "
-                                                        f"{meta.get('task')!r}"})
-            continue
-        if progress:
-            print(f"evaluating {relative}", file=sys.stderr)
-        result = evaluate_file(path, splits, cache_dir, use_cache, progress, mnist, limit)
         rows.append(_row(path, root, meta, result))
     rows.sort(key=_sort_key)
     report = {"data_source_sha256": mnist.source_hash, "limit": limit, "rows": rows,

@@ -21,6 +21,17 @@ from .models import build_model, canonical_arch
 from .paths import ROOT
 
 
+def shipped_path(task: str, arch: str, weights_dir: str | Path | None = None) -> Path:
+    """Where the campaign ships a model: weights/<task>/<arch>.safetensors, or for the
+    whole-image baselines weights/baselines/<arch>.safetensors."""
+    from .baselines import BASELINES
+    from .paths import weights_dir as default_weights_dir
+
+    root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    folder = "baselines" if arch in BASELINES else task
+    return root / folder / f"{arch}.safetensors"
+
+
 def sidecar_path(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
