@@ -85,7 +85,7 @@ def test_wrong_type_parameter_stops_at_the_check(tmp_path, name):
             output_dir=str(tmp_path / "never"))
     assert info.value.ename == "ConfigError"
     assert "notebook parameter 'seed' must be int, got str 'x'" in info.value.evalue
-    assert info.value.exec_count <= 2
+    assert info.value.exec_count <= 3  # papermill injects a parameters cell after the tagged one
     assert not (tmp_path / "never").exists()
 
 

@@ -148,3 +148,137 @@ def sweep_curves(record: dict, metric: str = "val_loss"):
     title = f"learning-rate sweep: {record['task']} {record['arch']}, {record['epochs']} epochs each"
     metrics = (metric, "val_accuracy") if record["task"] == "classify" else (metric,)
     return learning_curves(histories, metrics, title=title)
+
+
+# --------------------------------------------------------------------------- Task 2 / Task 3 grids
+
+
+def partial_fill_rgb(masked, filling) -> np.ndarray:
+    """``inpainting_rgb`` for fillings that cover only part of the missing pixels.
+
+    Where ``filling`` is -1 (not generated, e.g. after a continuation's horizon) a missing pixel
+    stays pure red (MISSING_COLOUR); elsewhere it is drawn as in ``inpainting_rgb``.
+    """
+    masked = as_images(masked)
+    filling = as_images(filling)
+    rgb = inpainting_rgb(masked, np.where(filling < 0, 0.0, filling))
+    rgb[(masked == -1) & (filling < 0)] = MISSING_COLOUR
+    return rgb
+
+
+def image_table(rows, row_labels=None, col_labels=None, cell: float = 1.1,
+                suptitle: str | None = None, label_size: float = 8.0, cmap: str = "gray"):
+    """A grid of images given row by row, with a label left of each row and above each column.
+
+    ``rows`` is a list of rows, each a list of images: (28, 28) / (784,) gray in [0, 1] or
+    (28, 28, 3) RGB; None leaves a cell blank. Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = [list(row) for row in rows]
+    if not rows or not any(len(row) for row in rows):
+        raise ValueError("no images to show")
+    nrows, ncols = len(rows), max(len(row) for row in rows)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"{len(row_labels)} row labels for {nrows} rows")
+    if col_labels is not None and len(col_labels) != ncols:
+        raise ValueError(f"{len(col_labels)} column labels for {ncols} columns")
+    left = 0.9 if row_labels is not None else 0.0
+    top = 0.25 if col_labels is not None else 0.0
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(cell * ncols + left, cell * nrows + top
+                                      + (0.4 if suptitle else 0.0)))
+    for r, row in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            image = row[c] if c < len(row) else None
+            if image is not None:
+                image = as_images(image)[0]
+                ax.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+            if r == 0 and col_labels is not None and col_labels[c] is not None:
+                ax.set_title(str(col_labels[c]), fontsize=label_size)
+            if c == 0 and row_labels is not None and row_labels[r] is not None:
+                ax.set_ylabel(str(row_labels[r]), fontsize=label_size, rotation=0,
+                              ha="right", va="center")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def prediction_maps(images, probs, titles=None, cell: float = 1.1):
+    """Two rows: the images and, below each, the map of one-step predictions p(x_t = 1 | x_<t)."""
+    images, probs = as_images(images), as_images(probs)
+    if images.shape != probs.shape:
+        raise ValueError(f"{probs.shape} probability maps for images {images.shape}")
+    return image_table([list(images), list(np.nan_to_num(probs, nan=0.5))],
+                       row_labels=["image", "p(x_t = 1 | x_<t)"], col_labels=titles, cell=cell)
+
+
+def continuation_rows(truth, prefix_length: int, completions: dict, labels: dict | None = None,
+                      col_labels=None, cell: float = 1.1, suptitle: str | None = None):
+    """Columns = images; rows = the observed prefix, one row per continuation, the truth.
+
+    ``truth`` (N, 784); ``completions`` maps a row key (e.g. a horizon) to (N, 784) images holding
+    the prefix, generated pixels and -1 where nothing was generated (``generate.Completion``'s
+    images for one sample). Generated pixels are red-tinted, not generated ones red.
+    """
+    truth = np.asarray(_numpy(truth), np.float32).reshape(-1, PIXELS)
+    masked = truth.copy()
+    masked[:, prefix_length:] = -1
+    rows = [list(inpainting_rgb(masked))]
+    names = [f"observed ({prefix_length} px)"]
+    for key, images in completions.items():
+        images = np.asarray(_numpy(images), np.float32).reshape(-1, PIXELS)
+        rows.append(list(partial_fill_rgb(masked, images)))
+        names.append((labels or {}).get(key, f"{key} steps"))
+    rows.append(list(inpainting_rgb(masked, truth)))
+    names.append("ground truth")
+    return image_table(rows, row_labels=names, col_labels=col_labels, cell=cell,
+                       suptitle=suptitle)
+
+
+def horizon_samples(masked, truth, completions: dict, cell: float = 1.0,
+                    suptitle: str | None = None):
+    """One in-painting example: rows = horizons; columns = masked input, ground truth, samples.
+
+    ``masked`` and ``truth`` (784,); ``completions`` maps a horizon h to (S, 784) completions
+    (prefix, h sampled pixels, -1 after). The ground truth is shown over the same h pixels.
+    """
+    masked = np.asarray(_numpy(masked), np.float32).reshape(PIXELS)
+    truth = np.asarray(_numpy(truth), np.float32).reshape(PIXELS)
+    first = int(np.argmax(masked == -1))
+    rows, names, width = [], [], 0
+    for horizon, samples in completions.items():
+        samples = np.asarray(_numpy(samples), np.float32).reshape(-1, PIXELS)
+        shown = truth.copy()
+        shown[first + int(horizon):] = -1
+        row = [inpainting_rgb(masked)[0], partial_fill_rgb(masked, shown)[0]]
+        row += list(partial_fill_rgb(np.repeat(masked[None], len(samples), 0), samples))
+        rows.append(row)
+        names.append(f"{horizon} px")
+        width = max(width, len(samples))
+    col_labels = ["masked", "ground truth"] + [f"sample {k + 1}" for k in range(width)]
+    return image_table(rows, row_labels=names, col_labels=col_labels, cell=cell,
+                       suptitle=suptitle)
+
+
+def inpainting_columns(masked, columns: dict, row_labels=None, cell: float = 1.1,
+                       suptitle: str | None = None):
+    """One row per image: the masked input, then one column per entry of ``columns``.
+
+    ``columns`` maps a column label to (N, 784) values in [0, 1] (a filling, the ground truth or
+    posterior probabilities p(x = 1)), shown red-tinted at the missing pixels only.
+    """
+    masked = np.asarray(_numpy(masked), np.float32).reshape(-1, PIXELS)
+    grids = [inpainting_rgb(masked)]
+    grids += [partial_fill_rgb(masked, np.asarray(_numpy(v), np.float32).reshape(-1, PIXELS))
+              for v in columns.values()]
+    rows = [[grid[i] for grid in grids] for i in range(len(masked))]
+    return image_table(rows, row_labels=row_labels, col_labels=["masked", *columns], cell=cell,
+                       suptitle=suptitle)

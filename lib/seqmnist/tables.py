@@ -69,3 +69,66 @@ def baseline_table(results: dict, archs, baselines) -> str:
              _cell(results.get(a), "train", "accuracy", True), _cell(results.get(a), "train", "loss")]
             for label, a in picks]
     return markdown_table(["model", "test accuracy", "test loss", "train accuracy", "train loss"], rows)
+
+
+def task2_table(summaries: dict) -> str:
+    """Task 2 in-painting, one row per model and horizon.
+
+    ``summaries`` maps a model name to ``Task2Result.summary()`` rows (or None: no weights).
+    Columns: -log p(ground truth | prefix) and the mean -log p(sample | prefix), in nats in total
+    (mean ± standard error over the images) and per in-painted pixel, and the fraction of pixels
+    where a sample differs from the ground truth and from another sample.
+    """
+    rows = []
+    for name, summary in summaries.items():
+        if not summary:
+            rows.append([name, "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"])
+            continue
+        for r in summary:
+            rows.append([name, r["horizon"], f"{r['gt_nll']:.2f} ± {r['gt_nll_sem']:.2f}",
+                         f"{r['gt_nll_per_pixel']:.4f}",
+                         f"{r['sample_nll']:.2f} ± {r['sample_nll_sem']:.2f}",
+                         f"{r['sample_nll_per_pixel']:.4f}", f"{r['disagreement']:.4f}",
+                         f"{r['pairwise_disagreement']:.4f}"])
+    return markdown_table(["model", "pixels in-painted", "GT NLL (nats)", "GT NLL / pixel",
+                           "sample NLL (nats)", "sample NLL / pixel", "sample vs GT differ",
+                           "sample vs sample differ"], rows)
+
+
+def inpainting_table(summaries: dict) -> str:
+    """Task 3 cross-entropies, one row per (model, set).
+
+    ``summaries`` maps (model, set name) to ``Posterior.summary()`` (with ground truth) or None.
+    """
+    rows = []
+    for (name, set_name), s in summaries.items():
+        if not s:
+            rows.append([name, set_name] + ["n/a"] * 7)
+            continue
+        rows.append([name, set_name, s["images"], f"{s['marginal_ce']:.4f}",
+                     f"{s['truth_joint_nll']:.4f}", f"{100 * s['map_error']:.2f} %",
+                     f"{s['truth_image_nll']:.2f}", f"{s['map_image_nll']:.2f}",
+                     f"{s['truth_image_nll'] - s['map_image_nll']:.3f}"])
+    return markdown_table(["model", "mask", "images", "marginal CE (nats / missing px)",
+                           "-log p(GT filling given the rest) (nats)", "MAP pixel error",
+                           "image NLL, GT filling", "image NLL, MAP filling",
+                           "difference (nats / image)"], rows)
+
+
+def gibbs_table(rows: list[dict]) -> str:
+    """Exact enumeration against Gibbs sampling: one row per (mask, method).
+
+    Each row: mask, method, images, missing (pixels per image), marginal_ce, map_error, and
+    optionally truth_image_nll / filled_image_nll (nats per image) and seconds.
+    """
+    def number(row, key, fmt):
+        return format(row[key], fmt) if row.get(key) is not None else "n/a"
+
+    body = [[r["mask"], r["method"], r["images"], f"{r['missing']:g}",
+             number(r, "marginal_ce", ".4f"),
+             f"{100 * r['map_error']:.2f} %" if r.get("map_error") is not None else "n/a",
+             number(r, "truth_image_nll", ".2f"), number(r, "filled_image_nll", ".2f"),
+             number(r, "seconds", ".1f")] for r in rows]
+    return markdown_table(["mask", "method", "images", "missing px", "marginal CE (nats / px)",
+                           "pixel error of the most probable filling", "image NLL, GT",
+                           "image NLL, most probable filling", "seconds"], body)
