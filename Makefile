@@ -23,10 +23,10 @@ data: setup
 test: setup
 	@$(PY) -m pytest -q tests
 
-evaluate: data
+evaluate: setup
 	@$(PY) -m seqmnist evaluate
 
-report: data
+report: setup
 	@$(PY) -m seqmnist report
 
 # Long-running: trains whatever is unfinished for BUDGET minutes (resumable; commit weights/ after).

@@ -107,3 +107,23 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     assert (tmp_path / "build" / "eval-cache" / ev.CACHE_FILE).exists()
     assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT),
                  "--no-cache"]) == 0
+
+
+def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
+    from seqmnist.data import BinarizedMNIST, Split
+
+    small = BinarizedMNIST(train=Split(mnist.train.x[:64], mnist.train.y[:64]),
+                           validation=mnist.validation,
+                           test=Split(mnist.test.x[:32], mnist.test.y[:32]),
+                           source_hash=mnist.source_hash)
+    root = tmp_path / "weights"
+    path = ship(root, "classify", "lstm-1x4", seed=0)
+    written = ev.evaluate_all(root, cache_dir=tmp_path / "build-a", mnist=small)
+    monkeypatch.setattr(ev, "evaluate", lambda *args, **kwargs: pytest.fail("re-evaluated"))
+    fresh = ev.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)
+    assert fresh["cache"] == "hit"
+    assert fresh["splits"]["test"]["accuracy"] == written["rows"][0]["test_accuracy"]
+    assert fresh["splits"]["train"]["images"] == 64
+    monkeypatch.undo()
+    ship(root, "classify", "lstm-1x4", seed=1)  # a changed file: the record no longer applies
+    assert ev.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)["cache"] == "miss"

@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from .data import load_mnist
 from .errors import SeqMnistError
+from .evaluate import evaluate_all
+from .masks import prepare_inpainting_sets
 from .paths import ROOT, build_dir
 
 NOTEBOOKS = ("theory", "classification", "prediction", "inpainting")
@@ -73,18 +76,11 @@ def build(quick: bool = False, pdf: bool = True, out: Path | None = None,
     started = time.time()
     out = Path(out) if out is not None else build_dir()
     executed = out / "notebooks"
-    from .data import load_mnist
-    from .masks import prepare_inpainting_sets
-
     mnist = load_mnist(verbose=True)
     prepare_inpainting_sets(mnist)
     _stage("data ready", started)
-    try:
-        from .evaluate import evaluate_all
-    except ImportError:
-        evaluate_all = None
-    if evaluate_all is not None and not quick:
-        evaluate_all()
+    if not quick:
+        evaluate_all(progress=True)
         _stage("shipped weights evaluated (cached by weights and data hash)", started)
     written = {}
     for name in notebooks:
