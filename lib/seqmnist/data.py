@@ -215,9 +215,9 @@ def load_idx_arrays(directory: Path, verify: bool = True):
             as_images(arrays["test_images"]), arrays["test_labels"].astype(np.int64))
 
 
-def idx_source_hash(directory: Path) -> str:
-    """A hash naming the IDX source: the verified content hashes, combined."""
-    return sha256_bytes("".join(IDX_CONTENT_SHA256[k] for k in IDX_FILES).encode())
+# The IDX source's name in caches: its files verify against these content hashes, so any folder
+# that passes verification holds the same data.
+IDX_SOURCE_HASH = sha256_bytes("".join(IDX_CONTENT_SHA256[k] for k in IDX_FILES).encode())
 
 
 # --------------------------------------------------------------------------- splits and cache
@@ -371,7 +371,7 @@ def load_mnist(source: str = "wheel", idx_dir: str | Path | None = None,
     elif source == "idx":
         if idx_dir is None:
             raise DataError("source='idx' needs idx_dir, the folder that holds the four IDX files")
-        source_hash = idx_source_hash(Path(idx_dir))
+        source_hash = IDX_SOURCE_HASH
     else:
         raise DataError(f"unknown MNIST source {source!r}: use 'wheel' or 'idx'")
     key = (str(root.resolve()), source_hash)

@@ -259,9 +259,5 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def describe(model: nn.Module) -> str:
-    return f"{model.task}-{model.arch.name} ({parameter_count(model):,} parameters)"
-
-
-__all__ = ["Architecture", "RecurrentCore", "Classifier", "NextPixelPredictor", "build_model", "canonical_arch",
-           "chrono_init_", "leading_zero_steps", "CELLS", "TASKS"]
+__all__ = ["Architecture", "RecurrentCore", "Classifier", "NextPixelPredictor", "build_model",
+           "canonical_arch", "chrono_init_", "leading_zero_steps", "parameter_count", "CELLS", "TASKS"]
