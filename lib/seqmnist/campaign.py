@@ -26,6 +26,7 @@ from .baselines import BASELINES
 from .data import atomic_write_bytes
 from .errors import ConfigError
 from .models import Architecture
+from .notebook import markdown_table
 from .paths import weights_dir
 from .runtime import fast_cpu_env
 from .train import TrainConfig
@@ -128,16 +129,16 @@ def progress_of(config: TrainConfig) -> Progress:
 
 def status_table() -> str:
     """A Markdown table of every run's progress and best validation metric."""
-    lines = ["| run | epochs | best val loss | best val acc | train time (h) | weights |",
-             "|---|---|---|---|---|---|"]
+    rows = []
     for config in campaign_configs():
         p = progress_of(config)
         epochs = f"{p.epochs_done}/{p.epochs}" + (f" (+{p.position} batches)" if p.position else "")
         loss = "-" if p.best_val_loss is None else f"{p.best_val_loss:.4f}"
         acc = "-" if p.best_val_accuracy is None else f"{100 * p.best_val_accuracy:.2f} %"
         done = "final" if p.finished else ("partial" if p.has_weights else "none")
-        lines.append(f"| {p.name} | {epochs} | {loss} | {acc} | {p.wall_seconds / 3600:.2f} | {done} |")
-    return "\n".join(lines)
+        rows.append([p.name, epochs, loss, acc, f"{p.wall_seconds / 3600:.2f}", done])
+    return markdown_table(["run", "epochs", "best val loss", "best val acc", "train time (h)",
+                           "weights"], rows)
 
 
 def write_status(path: Path | None = None) -> Path:
