@@ -106,3 +106,44 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
                              "--run-dir", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_extension_continues_the_schedule_without_a_jump(tmp_path, mnist):
+    short = TrainConfig(**TINY)
+    train(short, tmp_path / "run", tmp_path / "w.safetensors", until_epoch=1, progress=False,
+          mnist=mnist)
+    longer = TrainConfig(**{**TINY, "epochs": 4})
+    with pytest.raises(CheckpointError, match="resume with extend"):
+        train(longer, tmp_path / "run", progress=False, mnist=mnist)
+
+    state = train(longer, tmp_path / "run", tmp_path / "w.safetensors", progress=False, mnist=mnist,
+                  extend=True)
+    batches = TINY["train_size"] // TINY["batch_size"]
+    assert state.epoch == 4 and state.step == 4 * batches and len(state.history) == 4
+    assert state.extensions == [{"at_step": batches, "at_epoch": 1, "from_epochs": 2, "to_epochs": 4}]
+    anchor = tuple(state.schedule_anchor)
+    assert anchor[0] == batches
+    # continuous at the extension, monotone after it, and down to the same floor at the new end
+    before = learning_rate(short, batches, 2 * batches)
+    after = [learning_rate(longer, s, 4 * batches, anchor) for s in range(batches, 4 * batches + 1)]
+    assert after[0] == pytest.approx(before)
+    assert all(a >= b for a, b in zip(after, after[1:]))
+    assert after[-1] == pytest.approx(longer.lr * longer.min_lr_ratio)
+    assert state.history[1]["lr"] < before  # the recorded rates follow the new schedule
+    _, meta = load_weights(tmp_path / "w.safetensors")
+    assert meta["config"]["epochs"] == 4 and meta["extensions"] == state.extensions
+
+    fewer = TrainConfig(**{**TINY, "epochs": 3})
+    with pytest.raises(CheckpointError, match="another config"):
+        train(fewer, tmp_path / "run", progress=False, mnist=mnist, extend=True)
+
+
+def test_a_run_without_checkpoint_does_not_overwrite_trained_weights(tmp_path, mnist):
+    config = TrainConfig(**TINY)
+    train(config, tmp_path / "run", tmp_path / "w.safetensors", until_epoch=1, progress=False,
+          mnist=mnist)
+    shipped = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    with pytest.raises(CheckpointError, match="no checkpoint to resume"):
+        train(config, tmp_path / "run", tmp_path / "w.safetensors", progress=False, mnist=mnist)
+    assert (tmp_path / "w.safetensors").read_bytes() == shipped

@@ -39,7 +39,8 @@ def cmd_train(args) -> None:
     config = TrainConfig(task=args.task, arch=args.arch, **values)
     deadline = time.time() + args.budget_minutes * 60 if args.budget_minutes else None
     train(config, args.run_dir, args.weights, until_epoch=args.until_epoch, deadline=deadline,
-          device=args.device, checkpoint_minutes=args.checkpoint_minutes, progress=not args.quiet)
+          device=args.device, checkpoint_minutes=args.checkpoint_minutes, progress=not args.quiet,
+          extend=args.extend)
 
 
 def cmd_sweep(args) -> None:
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--extend", action="store_true",
+                   help="resume a checkpoint made with fewer --epochs (the schedule continues smoothly)")
     _add_config_options(p)
     p.set_defaults(func=cmd_train)
 

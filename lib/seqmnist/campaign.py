@@ -7,6 +7,10 @@ unfinished run one more epoch at a time, always picking the run with the fewest 
 single-thread worker processes until ``--budget-minutes`` is spent. A worker stops at the deadline
 after writing a checkpoint. A finished run keeps only its weights and sidecar: its checkpoint
 folder is deleted.
+
+The declared list is the intent: raising a run's epochs here extends it from its checkpoint (the
+schedule continues from the learning rate reached; see ``train``). A run already finished has no
+checkpoint left, so its worker refuses rather than retrain over the shipped weights.
 """
 
 from __future__ import annotations
@@ -162,7 +166,7 @@ def train_one(name: str, until_epoch: int | None, deadline: float | None, device
 
     config = find_config(name)
     train(config, run_dir(config), weights_path(config), until_epoch=until_epoch, deadline=deadline,
-          device=device, progress=progress)
+          device=device, progress=progress, extend=True)
     finalize(config)
 
 

@@ -8,6 +8,10 @@ takes exactly the steps an uninterrupted one would have taken.
 
 The best weights by validation loss are exported to ``weights_path`` (safetensors + JSON sidecar)
 at every epoch that improves on them.
+
+A run may be extended (``extend=True``): its checkpoint then resumes under a config that differs
+only by more epochs. The cosine schedule continues from the learning rate it had reached and decays
+to the same floor over the new total (no jump), and the state records the extension.
 """
 
 from __future__ import annotations
@@ -84,14 +88,26 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Linear warm-up, then constant or cosine decay to ``lr * min_lr_ratio``."""
+def learning_rate(config: TrainConfig, step: int, total_steps: int,
+                  anchor: tuple[int, float] | None = None) -> float:
+    """Linear warm-up, then constant or cosine decay to ``lr * min_lr_ratio``.
+
+    ``anchor = (step0, decay0)`` (set when a run is extended) restarts the cosine at ``step0`` from
+    the decay factor ``decay0`` it had reached there, down to the same floor at ``total_steps``.
+    """
     warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
     if config.schedule == "constant":
         return config.lr * warm
-    progress = min(1.0, step / max(1, total_steps))
+    return config.lr * warm * cosine_decay(config, step, total_steps, anchor)
+
+
+def cosine_decay(config: TrainConfig, step: int, total_steps: int,
+                 anchor: tuple[int, float] | None = None) -> float:
+    """The cosine schedule's factor in [min_lr_ratio, 1] at ``step`` (see ``learning_rate``)."""
+    start, top = anchor if anchor else (0, 1.0)
+    progress = min(1.0, max(0, step - start) / max(1, total_steps - start))
     floor = config.min_lr_ratio
-    return config.lr * warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -120,6 +136,8 @@ class RunState:
     best_epoch: int = -1
     best_validation: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
+    schedule_anchor: list | None = None   # [step, decay factor] where an extension restarted it
+    extensions: list = field(default_factory=list)
 
 
 def save_checkpoint(path: Path, config, model, optimizer, state: RunState) -> None:
@@ -135,23 +153,36 @@ def save_checkpoint(path: Path, config, model, optimizer, state: RunState) -> No
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, config: TrainConfig, model, optimizer) -> RunState:
+def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: int = 0,
+                    extend: bool = False) -> RunState:
+    """Restore a run. With ``extend``, a checkpoint whose config differs only by fewer epochs is
+    accepted and its schedule re-anchored (``batches`` per epoch locate the old schedule)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         saved = payload["config"]
+        state = RunState(**payload["state"])
     except Exception as error:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})") from None
-    if saved != config.to_dict():
-        diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+    requested = config.to_dict()
+    diff = {k: (saved.get(k), v) for k, v in requested.items() if saved.get(k) != v}
+    if set(diff) == {"epochs"} and extend and config.epochs > saved["epochs"]:
+        old = TrainConfig(**saved)
+        anchor = tuple(state.schedule_anchor) if state.schedule_anchor else None
+        decay = cosine_decay(old, state.step, batches * old.epochs, anchor)
+        state.schedule_anchor = [state.step, decay]
+        state.extensions.append({"at_step": state.step, "at_epoch": state.epoch,
+                                 "from_epochs": old.epochs, "to_epochs": config.epochs})
+    elif diff:
+        hint = " (more epochs: resume with extend)" if set(diff) == {"epochs"} and not extend else ""
         raise CheckpointError(f"{path}: checkpoint was made with another config; "
-                              f"differences (saved, requested): {diff}")
+                              f"differences (saved, requested): {diff}{hint}")
     try:
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
     except (RuntimeError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path}: does not fit {config.name} ({error})") from None
     torch.set_rng_state(payload["torch_rng"])
-    return RunState(**payload["state"])
+    return state
 
 
 def _device(name: str) -> torch.device:
@@ -162,10 +193,14 @@ def _device(name: str) -> torch.device:
 
 def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | None = None,
           until_epoch: int | None = None, deadline: float | None = None, device: str = "auto",
-          checkpoint_minutes: float = 5.0, progress: bool = True, mnist=None) -> RunState:
+          checkpoint_minutes: float = 5.0, progress: bool = True, mnist=None,
+          extend: bool = False) -> RunState:
     """Train (or resume) the run in ``run_dir`` up to ``until_epoch`` (default: all epochs).
 
-    ``deadline`` is a ``time.time()`` after which the run checkpoints and returns early.
+    ``deadline`` is a ``time.time()`` after which the run checkpoints and returns early. ``extend``
+    lets a checkpoint made with fewer epochs continue to ``config.epochs``. A run that would start
+    from scratch while ``weights_path`` already holds weights of a longer run refuses, rather than
+    overwrite them.
     """
     run_dir = Path(run_dir)
     device = _device(device)
@@ -182,11 +217,14 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
     model.to(device).train()
     optimizer = make_optimizer(config, model)
     checkpoint = run_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint, config, model, optimizer) if checkpoint.exists() else RunState()
-
     batches = len(x_train) // config.batch_size
     if batches == 0:
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(x_train)} training images")
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint, config, model, optimizer, batches, extend)
+    else:
+        _refuse_to_overwrite(weights_path, config)
+        state = RunState()
     total_steps = batches * config.epochs
     target = min(config.epochs, until_epoch or config.epochs)
     last_save = time.time()
@@ -203,7 +241,8 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
             started = time.time()
             index = order[state.position * config.batch_size:(state.position + 1) * config.batch_size]
             x = x_train[index].t().unsqueeze(-1)
-            lr = learning_rate(config, state.step, total_steps)
+            lr = learning_rate(config, state.step, total_steps,
+                               tuple(state.schedule_anchor) if state.schedule_anchor else None)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, extra = model.loss(x, y_train[index])
@@ -240,6 +279,25 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
         last_save = time.time()
         print(_epoch_line(config, state.history[-1]), flush=True)
     return state
+
+
+def _refuse_to_overwrite(weights_path, config: TrainConfig) -> None:
+    """Starting from scratch would replace shipped weights at the first epoch: refuse if they come
+    from a run of this task and architecture that got further than nothing."""
+    if weights_path is None or not Path(weights_path).exists():
+        return
+    from .weights import read_sidecar
+
+    try:
+        meta = read_sidecar(Path(weights_path))
+    except CheckpointError:  # no or unreadable sidecar: nothing that could be resumed or kept
+        return
+    saved = meta.get("config", {})
+    trained = meta.get("epochs_trained") or 0
+    if trained and (saved.get("task"), saved.get("arch")) == (config.task, config.arch):
+        raise CheckpointError(
+            f"{weights_path} holds weights of {config.name} after {trained} epochs, but the run has "
+            f"no checkpoint to resume; move or delete those weights to train from scratch")
 
 
 def _epoch_line(config: TrainConfig, record: dict) -> str:
@@ -283,6 +341,7 @@ def _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, m
         "best_epoch": state.best_epoch,
         "validation": state.best_validation,
         "history": state.history,
+        "extensions": state.extensions,
         "wall_seconds": state.wall_seconds,
         "hardware": hardware(),
         "torch": torch.__version__,
