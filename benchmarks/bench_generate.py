@@ -8,11 +8,13 @@ Model: a randomly initialized 1x128 LSTM predictor (timing only; weights do not 
    way is timed at a few lengths only and **extrapolated** to all 300 steps with a least-squares
    line in the sequence length (the cost of one pass is linear in its length).
 2. Exact 2x2 posterior (16 fillings) on the 1000-image Task 3 window set. Engine: the known prefix
-   once per image, the 16 fillings batched from the repeated state. Naive: 16 independent full
-   784-pixel forward passes per image (batched 1000 sequences at a time). The naive way is timed
-   on ``--naive-images`` evenly spaced images and **extrapolated** linearly to 1000; its
-   posteriors are checked against the engine's on those images. The best possible speedup is the
-   ratio of recurrent steps, about 784 / (784 - first missing pixel), printed too.
+   once per image, the 16 fillings batched from the repeated state. Naive, two ways: 16
+   independent full 784-pixel forward passes per image, (a) one image at a time (its 16 fillings
+   as one batch: the literal reading of "16 independent full passes per image") and (b) batched
+   1000 sequences at a time across images (the stronger baseline). Both are timed on
+   ``--naive-images`` evenly spaced images and **extrapolated** linearly to 1000; their posteriors
+   are checked against the engine's on those images. Against (b) the best possible speedup is the
+   ratio of recurrent steps, 16 x 784 / (first missing pixel + 16 x the rest), printed too.
 
 The CPU may be shared with training: each timing is repeated and the median reported, both wall
 clock and this process's CPU time (which a background load inflates less). Run as
@@ -147,25 +149,29 @@ def main() -> None:
                                         max(1, args.repeats - 1))
         subset = np.linspace(0, len(masked) - 1, min(args.naive_images, len(masked))).astype(int)
         n = len(subset)
-        naive, nv_wall, nv_cpu = timed(
-            lambda: naive_posterior(model, masked[subset], truth[subset]),
-            max(1, args.repeats - 1))
-        error = float(np.abs(naive - post.posterior[subset]).max())
-        scale = len(masked) / n
         first = (masked == -1).argmax(axis=1)
         engine_steps = int((first + 16 * (784 - first)).sum())
         print(f"recurrent steps: engine {engine_steps:,} (prefix once + 16 suffixes), naive "
               f"{16 * 784 * len(masked):,} (16 x 784, before the model's shared-zero-prefix "
               f"saving): ratio {16 * 784 * len(masked) / engine_steps:.2f}", flush=True)
         print(f"posterior engine {eng_wall:.2f} s wall ({eng_cpu:.2f} s CPU) for {len(masked)} "
-              f"images; naive {nv_wall:.2f} s wall ({nv_cpu:.2f} s CPU) for {n} images; "
-              f"max |posterior difference| {error:.2e}", flush=True)
-        rows.append((f"2x2 posterior, {len(masked)} images x 16 fillings", eng_wall, eng_cpu,
-                     nv_wall * scale, nv_cpu * scale,
-                     f"naive timed on {n} evenly spaced images, x{scale:g}; max |dp| {error:.1e}"))
+              f"images", flush=True)
+
+        scale = len(masked) / n
+        for label, batch in (("one image (16 sequences) per pass", 16),
+                             ("1000 sequences per pass", 1000)):
+            naive, nv_wall, nv_cpu = timed(
+                lambda: naive_posterior(model, masked[subset], truth[subset], batch=batch),
+                max(1, args.repeats - 1))
+            error = float(np.abs(naive - post.posterior[subset]).max())
+            print(f"naive posterior, {label}: {nv_wall:.2f} s wall ({nv_cpu:.2f} s CPU) for {n} "
+                  f"images; max |posterior difference| {error:.2e}", flush=True)
+            rows.append((f"2x2 posterior, {len(masked)} images x 16 fillings; naive: {label}",
+                         eng_wall, eng_cpu, nv_wall * scale, nv_cpu * scale,
+                         f"naive timed on {n} evenly spaced images, x{scale:g}; max |dp| {error:.1e}"))
 
     print()
-    print("| operation | carried state: wall s (CPU s) | naive: wall s (CPU s) | speedup wall "
+    print("| operation | project: wall s (CPU s) | naive: wall s (CPU s) | speedup wall "
           "(CPU) | note |")
     print("|---|---|---|---|---|")
     for name, wall, cpu, n_wall, n_cpu, note in rows:
