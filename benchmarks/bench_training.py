@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["lstm-1x128", "gru-1x128", "lstm-1x32"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=6, help="timed optimizer steps per measurement")
+    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per measurement")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--worker", choices=("plain", "fast"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -132,10 +132,11 @@ def _state_copy_into(target, source, index: torch.Tensor) -> None:
 class Stepper:
     """One recurrent step of a predictor at a time, for generation loops.
 
-    On CPU the input affine is folded into the first layer once (as ``RecurrentCore`` does for
-    every call) and the fused ``torch.lstm`` / ``torch.gru`` op is called directly, which removes
-    the per-call overhead of ``model.forward``; elsewhere it defers to ``model(x, state)``. The
-    logits are those of ``model`` in evaluation mode (no dropout), bit for bit on CPU.
+    On CPU the LSTM step is written out (one matmul per layer into a gate buffer, then the cell's
+    elementwise update; tanh of the cell input computed as 2 sigmoid(2a) - 1 inside the one sigmoid
+    call), which runs a single step about 25 % faster than the fused ``torch.lstm`` call; a GRU
+    calls ``torch.gru`` with the input affine folded in. Elsewhere it defers to ``model(x,
+    state)``. The logits are those of ``model`` in evaluation mode (no dropout) up to rounding.
     """
 
     def __init__(self, model):
@@ -150,6 +151,38 @@ class Stepper:
             self.lstm = core.arch.cell == "lstm"
             self.head_weight = model.head.weight.detach()
             self.head_bias = model.head.bias.detach()
+            if self.lstm:
+                self.cells = [self._lstm_layer(*self.weights[4 * i:4 * i + 4])
+                              for i in range(self.layers)]
+
+    @staticmethod
+    def _lstm_layer(w_ih, w_hh, b_ih, b_hh):
+        """(W_ih^T, W_hh^T, bias) with the cell-input rows doubled (gate order i, f, g, o)."""
+        hidden = w_hh.shape[1]
+        scale = torch.ones(4 * hidden, dtype=w_hh.dtype)
+        scale[2 * hidden:3 * hidden] = 2.0
+        return ((w_ih * scale[:, None]).t().contiguous(), (w_hh * scale[:, None]).t().contiguous(),
+                (b_ih + b_hh) * scale)
+
+    def _lstm_step(self, x: torch.Tensor, state):
+        h_all, c_all = state
+        hidden = h_all.shape[-1]
+        layer_input, hs, cs = x.view(-1, 1), [], []
+        for layer, (w_in_t, w_hh_t, bias) in enumerate(self.cells):
+            gates = torch.addmm(bias, h_all[layer], w_hh_t)
+            if layer == 0 and w_in_t.shape[0] == 1:
+                gates.addcmul_(layer_input, w_in_t)      # the folded scalar input
+            else:
+                gates.addmm_(layer_input, w_in_t)
+            gates.sigmoid_()
+            i, f, g, o = gates.split(hidden, dim=1)
+            g.mul_(2.0).sub_(1.0)                         # tanh(a) = 2 sigmoid(2a) - 1
+            c = torch.addcmul(f * c_all[layer], i, g)
+            h = o * torch.tanh(c)
+            hs.append(h)
+            cs.append(c)
+            layer_input = h
+        return layer_input, (torch.stack(hs), torch.stack(cs))
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, state):
@@ -157,15 +190,13 @@ class Stepper:
         if not self.direct:
             out, state = self.model(x.view(1, -1, 1), state)
             return out[0], state
-        x = x.view(1, -1, 1)
         if self.lstm:
-            out, h, c = torch.lstm(x, state, self.weights, True, self.layers, 0.0, False,
-                                   False, False)
-            state = (h, c)
+            out, state = self._lstm_step(x, state)
         else:
-            out, state = torch.gru(x, state, self.weights, True, self.layers, 0.0, False,
-                                   False, False)
-        return F.linear(out[0], self.head_weight, self.head_bias)[:, 0], state
+            out, state = torch.gru(x.view(1, -1, 1), state, self.weights, True, self.layers, 0.0,
+                                   False, False, False)
+            out = out[0]
+        return F.linear(out, self.head_weight, self.head_bias)[:, 0], state
 
 
 @dataclass

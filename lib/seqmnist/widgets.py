@@ -125,7 +125,7 @@ class InpaintingExplorer(widgets.VBox):
     """The exact posterior over a missing window of a test image (Task 3)."""
 
     def __init__(self, model, images, index: int = 0, size: int = 2, row: int = 12,
-                 col: int = 12, batch_sequences: int = 1024):
+                 col: int = 12, batch_sequences: int | None = None):
         check_predictor(model)
         self.model = model
         self.images = _images(images)
