@@ -7,9 +7,10 @@ from torch.nn import functional as F
 
 from seqmnist import masks
 from seqmnist.errors import ConfigError
-from seqmnist.generate import log_prob
+from seqmnist.generate import image_nll, log_prob
 from seqmnist.inpaint import (MISSING, PICK_RULE, compare_gibbs_to_exact, exact_posterior,
-                              gibbs_inpaint, pick_examples, task2_examples, task2_experiment)
+                              gibbs_inpaint, past_only_cross_entropy, pick_examples, task2_examples,
+                              task2_experiment)
 from seqmnist.models import build_model
 
 
@@ -202,3 +203,36 @@ def test_task2_errors(task2, model, window):
         task2_experiment(model, window)
     with pytest.raises(ConfigError, match="predictor"):
         task2_experiment(build_model("classify", "gru-1x4", seed=0), task2)
+
+
+def test_image_nll_equals_plain_forward_and_log_prob(model, window):
+    got = image_nll(model, window.truth).numpy()
+    np.testing.assert_allclose(got, image_nlls(model, window.truth), rtol=1e-12)
+    truth = torch.as_tensor(window.truth, dtype=torch.float64)
+    np.testing.assert_allclose(got, -log_prob(model, truth[:, :1], truth[:, 1:]).numpy(), rtol=1e-12)
+
+
+def test_marginal_and_filled_images_put_values_at_the_missing_pixels(model, window):
+    post = exact_posterior(model, window)
+    missing = window.missing
+    marg = post.marginal_images
+    assert np.all(marg[~missing] == 0)
+    np.testing.assert_allclose(np.sort(marg[missing]), np.sort(post.marginals[post.positions >= 0]),
+                               rtol=1e-6)
+    filled = post.map_images
+    np.testing.assert_array_equal(filled[~missing], window.truth[~missing])
+    assert set(np.unique(filled[missing])) <= {0.0, 1.0}
+    gibbs = gibbs_inpaint(model, window, sweeps=4, burn_in=1,
+                          generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(gibbs.mode_images[~missing], window.truth[~missing])
+    assert np.all(gibbs.marginal_images[~missing] == 0)
+
+
+def test_past_only_cross_entropy_is_the_one_step_loss_of_the_missing_pixels(model, mnist):
+    full = masks.window_set(mnist, count=10, size=1)
+    ones = masks.InpaintingSet(full.masked[:4], full.truth[:4], name="1x1")
+    truth = torch.as_tensor(ones.truth, dtype=torch.float64)
+    where = ones.missing.argmax(axis=1)
+    expected = [-float(log_prob(model, truth[i:i + 1, :m], truth[i:i + 1, m:m + 1]))
+                for i, m in enumerate(where)]
+    assert past_only_cross_entropy(model, ones) == pytest.approx(np.mean(expected), rel=1e-10)

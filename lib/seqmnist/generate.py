@@ -403,6 +403,13 @@ def log_prob(model, prefixes, continuations) -> torch.Tensor:
     return out[:, 0] if squeeze else out
 
 
+def image_nll(model, images) -> torch.Tensor:
+    """-sum_{t=1}^{783} log p(x_t | x_<t) of each whole image (N, 784), in nats per image."""
+    images = as_pixels(images, model, "images")
+    probs = one_step_predictions(model, images)
+    return binary_cross_entropy(probs[:, 1:], images[:, 1:]).sum(1)
+
+
 # --------------------------------------------------------------------------- completions
 
 

@@ -251,6 +251,34 @@ def _filling_bits(count: int) -> torch.Tensor:
     return (fillings[:, None] >> torch.arange(count)[None, :]) & 1
 
 
+def paint(masked: np.ndarray, positions: np.ndarray, values: np.ndarray,
+          background: float | None = None) -> np.ndarray:
+    """(N, 784) float32 images with ``values`` (N, K) written at ``positions`` (N, K, -1 padded).
+
+    The other pixels are the known ones of ``masked`` (missing ones 0), or ``background`` when
+    given (e.g. 0 to show only the painted values, such as posterior marginals).
+    """
+    if background is None:
+        images = np.where(masked == MISSING, 0.0, masked).astype(np.float32)
+    else:
+        images = np.full(masked.shape, background, np.float32)
+    rows, cols = np.nonzero(positions >= 0)
+    images[rows, positions[rows, cols]] = values[rows, cols]
+    return images
+
+
+def past_only_cross_entropy(model, subset) -> float:
+    """Mean -log p(x_m | x_<m) of the ground-truth missing pixels of an InpaintingSet, each
+    predicted from the true pixels before it (what Task 2's predictor alone can say), in nats."""
+    from .generate import binary_cross_entropy, one_step_predictions
+
+    probs = one_step_predictions(model, torch.as_tensor(subset.truth)).cpu().numpy()
+    missing = subset.missing
+    return float(binary_cross_entropy(torch.as_tensor(probs[missing], dtype=torch.float64),
+                                      torch.as_tensor(subset.truth[missing], dtype=torch.float64)
+                                      ).mean())
+
+
 # --------------------------------------------------------------------------- exact posterior
 
 
@@ -285,11 +313,12 @@ class Posterior:
 
     def fill(self, fillings: np.ndarray) -> np.ndarray:
         """(N, 784) images with each image's missing pixels set to the given filling."""
-        images = np.where(self.masked == MISSING, 0.0, self.masked).astype(np.float32)
-        bits = self.bits(fillings)
-        rows, cols = np.nonzero(self.positions >= 0)
-        images[rows, self.positions[rows, cols]] = bits[rows, cols]
-        return images
+        return paint(self.masked, self.positions, self.bits(fillings))
+
+    @property
+    def marginal_images(self) -> np.ndarray:
+        """(N, 784) p(x_m = 1 | known pixels) at the missing pixels, 0 elsewhere (for plots)."""
+        return paint(self.masked, self.positions, self.marginals, background=0.0)
 
     @property
     def map_filling(self) -> np.ndarray:
@@ -493,6 +522,16 @@ class GibbsResult:
             best = np.lexsort((first, -counts))[0]
             out[i] = values[best]
         return out
+
+    @property
+    def mode_images(self) -> np.ndarray:
+        """(N, 784) images filled with the most frequent kept filling."""
+        return paint(self.masked, self.positions, self.mode_bits)
+
+    @property
+    def marginal_images(self) -> np.ndarray:
+        """(N, 784) the estimated p(x_m = 1 | known pixels) at the missing pixels, 0 elsewhere."""
+        return paint(self.masked, self.positions, self.marginals, background=0.0)
 
     def summary(self) -> dict:
         out = {"images": int(len(self.counts)), "kept_sweeps": int(self.samples.shape[1]),
