@@ -87,7 +87,8 @@ def cmd_evaluate(args) -> None:
     root = args.weights_dir or weights_dir()
     report = evaluate_all(root, use_cache=not args.no_cache, progress=args.progress,
                           limit=args.limit)
-    print(metrics_markdown(report["rows"], report["skipped"], args.limit))
+    if not args.quiet:
+        print(metrics_markdown(report["rows"], report["skipped"], args.limit))
     print(f"written: {root}/metrics.md, {root}/metrics.json", file=sys.stderr)
 
 
@@ -150,12 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute even where cached (the fresh results replace the cached ones)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--limit", type=int, help="score only the first LIMIT images of each split")
+    p.add_argument("--quiet", action="store_true", help="do not print the table")
     p.set_defaults(func=cmd_evaluate)
     return parser
 
 
+FAST_ALLOCATOR_COMMANDS = ("train", "sweep", "evaluate")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None and args.command in FAST_ALLOCATOR_COMMANDS:
+        from .runtime import reexec_with_fast_allocator
+
+        reexec_with_fast_allocator(sys.argv[1:])
     try:
         args.func(args)
     except SeqMnistError as error:
