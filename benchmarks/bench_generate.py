@@ -8,13 +8,16 @@ Model: a randomly initialized 1x128 LSTM predictor (timing only; weights do not 
    way is timed at a few lengths only and **extrapolated** to all 300 steps with a least-squares
    line in the sequence length (the cost of one pass is linear in its length).
 2. Exact 2x2 posterior (16 fillings) on the 1000-image Task 3 window set. Engine: the known prefix
-   once per image, the 16 fillings batched from the repeated state. Naive, two ways: 16
-   independent full 784-pixel forward passes per image, (a) one image at a time (its 16 fillings
-   as one batch: the literal reading of "16 independent full passes per image") and (b) batched
-   1000 sequences at a time across images (the stronger baseline). Both are timed on
-   ``--naive-images`` evenly spaced images and **extrapolated** linearly to 1000; their posteriors
-   are checked against the engine's on those images. Against (b) the best possible speedup is the
-   ratio of recurrent steps, 16 x 784 / (first missing pixel + 16 x the rest), printed too.
+   once per image, the 16 fillings batched from the repeated state. Naive: 16 independent full
+   784-pixel forward passes per image, three ways: (a) the plain specification (nn.Linear input
+   then nn.LSTM, as in bench_training.py's baseline) one image at a time, its 16 fillings as one
+   batch -- the literal reading of "16 independent full passes per image"; (b) the same with the
+   project's forward pass (folded input, shared zero prefix); (c) the project's forward pass
+   batched 1000 sequences at a time across images (the strongest baseline). All are timed on
+   ``--naive-images`` evenly spaced images and **extrapolated** linearly to 1000; their
+   posteriors are checked against the engine's on those images. Against (c) the best possible
+   speedup is about the ratio of recurrent steps, 16 x 784 / (first missing pixel + 16 x the
+   rest), printed too.
 
 The CPU may be shared with training: each timing is repeated and the median reported, both wall
 clock and this process's CPU time (which a background load inflates less). Run as
@@ -59,8 +62,10 @@ def naive_step(model, sequences: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def naive_posterior(model, masked: np.ndarray, truth: np.ndarray, batch: int = 1000) -> np.ndarray:
-    """(N, 2^K) posteriors from 2^K independent full forward passes per image."""
+def naive_posterior(model, masked: np.ndarray, truth: np.ndarray, batch: int = 1000,
+                    plain: bool = False) -> np.ndarray:
+    """(N, 2^K) posteriors from 2^K independent full forward passes per image (``plain``: through
+    nn.Linear + nn.LSTM as specified, without the project's speed tricks)."""
     images = []
     fillings = None
     for row, true in zip(masked, truth):
@@ -74,7 +79,10 @@ def naive_posterior(model, masked: np.ndarray, truth: np.ndarray, batch: int = 1
     nll = []
     for start in range(0, len(x), batch):
         seq = x[start:start + batch].t()
-        logits, _ = model(seq.unsqueeze(-1))
+        if plain:
+            logits = model.head(model.core.plain_forward(seq.unsqueeze(-1))[0]).squeeze(-1)
+        else:
+            logits, _ = model(seq.unsqueeze(-1))
         nll.append(F.binary_cross_entropy_with_logits(logits[:-1], seq[1:],
                                                       reduction="none").sum(0))
     scores = -torch.cat(nll).double().view(len(masked), fillings)
@@ -158,10 +166,11 @@ def main() -> None:
               f"images", flush=True)
 
         scale = len(masked) / n
-        for label, batch in (("one image (16 sequences) per pass", 16),
-                             ("1000 sequences per pass", 1000)):
+        for label, batch, plain in (("plain nn.LSTM, one image (16 sequences) per pass", 16, True),
+                                    ("project forward, one image per pass", 16, False),
+                                    ("project forward, 1000 sequences per pass", 1000, False)):
             naive, nv_wall, nv_cpu = timed(
-                lambda: naive_posterior(model, masked[subset], truth[subset], batch=batch),
+                lambda: naive_posterior(model, masked[subset], truth[subset], batch, plain),
                 max(1, args.repeats - 1))
             error = float(np.abs(naive - post.posterior[subset]).max())
             print(f"naive posterior, {label}: {nv_wall:.2f} s wall ({nv_cpu:.2f} s CPU) for {n} "
