@@ -1,8 +1,14 @@
 """The campaign runner trains a miniature campaign in chunks, resumes it, and ships final weights."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import torch
 
 from seqmnist import campaign
 from seqmnist.errors import ConfigError
@@ -52,3 +58,36 @@ def test_declared_campaign_covers_the_assignment(monkeypatch):
             assert f"classify-{cell}-{size}" in names
     assert {f"predict-lstm-{s}" for s in ("1x32", "1x64", "1x128", "3x32")} <= names
     assert {"classify-cnn", "classify-mlp"} <= names
+
+
+def test_more_epochs_for_a_finished_run_never_retrain_over_its_weights(mini_campaign):
+    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=mini_campaign / "logs")
+    shipped = mini_campaign / "weights" / "classify" / "lstm-1x4.safetensors"
+    before = shipped.read_bytes()
+    spec = mini_campaign / "campaign.json"
+    runs = json.loads(spec.read_text())
+    runs[0]["epochs"] = 3
+    spec.write_text(json.dumps(runs[:1]))
+    campaign.run_campaign(budget_minutes=5, workers=1, log_dir=mini_campaign / "logs")
+    assert shipped.read_bytes() == before
+    assert "no checkpoint to resume" in (mini_campaign / "logs" / "classify-lstm-1x4.log").read_text()
+
+
+def test_sigterm_stops_the_campaign_with_checkpoints(mini_campaign):
+    spec = mini_campaign / "campaign.json"
+    spec.write_text(json.dumps([dict(task="classify", arch="lstm-1x4", epochs=50, batch_size=16,
+                                     train_size=128, val_size=32, warmup_steps=1)]))
+    runner = subprocess.Popen([sys.executable, "-m", "seqmnist", "campaign", "run", "--budget-minutes",
+                               "10", "--workers", "1"], env=dict(os.environ), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first_epoch = mini_campaign / "weights" / "classify" / "lstm-1x4.json"
+    started = time.time()
+    while not first_epoch.exists() and runner.poll() is None and time.time() - started < 120:
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGTERM)
+    output, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 0 and "[campaign] stopped" in output, output
+    checkpoint = mini_campaign / "weights" / "checkpoints" / "classify-lstm-1x4" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)["state"]
+    assert 1 <= state["epoch"] < 50
+    assert "/50" in (mini_campaign / "weights" / "campaign_status.md").read_text()

@@ -55,6 +55,28 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, mnist):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_sigterm_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path, mnist):
+    command, env = cli_train(tmp_path / "a", tmp_path / "a.safetensors")
+    subprocess.run(command, env=env, check=True, capture_output=True)
+
+    command, env = cli_train(tmp_path / "b", tmp_path / "b.safetensors")
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    checkpoint = tmp_path / "b" / "checkpoint.pt"
+    while not checkpoint.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    running = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate()
+    assert running, "the run finished before it could be stopped: make it longer"
+    assert proc.returncode == 0 and "stopped by signal" in output, output
+    state = torch.load(checkpoint, weights_only=True)["state"]
+    assert state["step"] < 2 * (TINY["train_size"] // TINY["batch_size"])
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    a, b = final_state(tmp_path / "a"), final_state(tmp_path / "b")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
 def test_deadline_stops_and_resume_continues(tmp_path, mnist):
     config = TrainConfig(**TINY)
     state = train(config, tmp_path / "run", deadline=time.time(), progress=False, mnist=mnist)

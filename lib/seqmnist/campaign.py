@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -184,34 +185,50 @@ def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None
     log_dir.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen] = {}
     env = fast_cpu_env(threads=1)
-    while True:
-        for name, proc in list(running.items()):
-            if proc.poll() is not None:
-                del running[name]
-                if proc.returncode:
-                    print(f"[campaign] {name} exited with code {proc.returncode}; see its log",
-                          flush=True)
-                    configs = [c for c in configs if c.name != name]  # don't retry in this chunk
-        remaining = deadline - time.time()
-        candidates = [(progress_of(c), c) for c in configs if c.name not in running]
-        candidates = [(p, c) for p, c in candidates if not p.finished]
-        if remaining < 60 or not candidates:
-            if not running:
-                break
+    # SIGTERM (like Ctrl-C) stops the campaign cleanly: the workers get SIGTERM and checkpoint at
+    # their next batch boundary (see train.py), then the status is written
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stopped = False
+    try:
+        while True:
+            for name, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[name]
+                    if proc.returncode:
+                        print(f"[campaign] {name} exited with code {proc.returncode}; see its log",
+                              flush=True)
+                        configs = [c for c in configs if c.name != name]  # don't retry in this chunk
+            remaining = deadline - time.time()
+            candidates = [(progress_of(c), c) for c in configs if c.name not in running]
+            candidates = [(p, c) for p, c in candidates if not p.finished]
+            if remaining < 60 or not candidates:
+                if not running:
+                    break
+                time.sleep(5)
+                continue
+            if len(running) < workers:
+                progress, config = min(candidates, key=lambda pc: pc[0].epochs_done)
+                until = min(config.epochs, progress.epochs_done + chunk_epochs)
+                command = [sys.executable, "-m", "seqmnist", "campaign", "worker", config.name,
+                           "--until-epoch", str(until), "--deadline", f"{deadline:.0f}",
+                           "--device", device, "--quiet"]
+                log = open(log_dir / f"{config.name}.log", "a")
+                print(f"[campaign] {time.strftime('%H:%M:%S')} start {config.name} "
+                      f"epoch {progress.epochs_done + 1} -> {until}", flush=True)
+                running[config.name] = subprocess.Popen(command, env=env, stdout=log,
+                                                        stderr=subprocess.STDOUT)
+                continue
             time.sleep(5)
-            continue
-        if len(running) < workers:
-            progress, config = min(candidates, key=lambda pc: pc[0].epochs_done)
-            until = min(config.epochs, progress.epochs_done + chunk_epochs)
-            command = [sys.executable, "-m", "seqmnist", "campaign", "worker", config.name,
-                       "--until-epoch", str(until), "--deadline", f"{deadline:.0f}",
-                       "--device", device, "--quiet"]
-            log = open(log_dir / f"{config.name}.log", "a")
-            print(f"[campaign] {time.strftime('%H:%M:%S')} start {config.name} "
-                  f"epoch {progress.epochs_done + 1} -> {until}", flush=True)
-            running[config.name] = subprocess.Popen(command, env=env, stdout=log,
-                                                    stderr=subprocess.STDOUT)
-            continue
-        time.sleep(5)
+    except KeyboardInterrupt:
+        stopped = True
+        print(f"[campaign] stopping {len(running)} worker(s); they checkpoint at their next batch",
+              flush=True)
+        for proc in running.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in running.values():
+            proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     path = write_status()
-    print(f"[campaign] budget spent or nothing left; status in {path}", flush=True)
+    why = "stopped" if stopped else "budget spent or nothing left"
+    print(f"[campaign] {why}; status in {path}", flush=True)

@@ -16,9 +16,12 @@ to the same floor over the new total (no jump), and the state records the extens
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +188,34 @@ def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: 
     return state
 
 
+class _StopRequest:
+    requested: int = 0   # the signal number that asked the run to stop, 0 while none has
+
+
+@contextlib.contextmanager
+def _stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
+    """While training, SIGINT (Ctrl-C) and SIGTERM stop the run at the next batch boundary with a
+    checkpoint, so that nothing is lost and the resumed run stays exact. (Main thread only; a
+    second signal of the same kind acts as usual.)"""
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {}
+
+    def handler(signum, frame):
+        stop.requested = signum
+        signal.signal(signum, previous[signum])
+
+    for sig in signals:
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -227,58 +258,64 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
         state = RunState()
     total_steps = batches * config.epochs
     target = min(config.epochs, until_epoch or config.epochs)
-    last_save = time.time()
-
-    while state.epoch < target:
-        order = epoch_order(config, state.epoch, len(x_train)).to(device)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=batches, initial=state.position, unit="batch", leave=False,
-                       desc=f"{config.name} epoch {state.epoch + 1}/{config.epochs}")
-        while state.position < batches:
-            started = time.time()
-            index = order[state.position * config.batch_size:(state.position + 1) * config.batch_size]
-            x = x_train[index].t().unsqueeze(-1)
-            lr = learning_rate(config, state.step, total_steps,
-                               tuple(state.schedule_anchor) if state.schedule_anchor else None)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, extra = model.loss(x, y_train[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            elapsed = time.time() - started
-            state.position += 1
-            state.step += 1
-            state.epoch_loss += loss.item() * len(index)
-            state.epoch_correct += int(extra.get("correct", 0))
-            state.epoch_samples += len(index)
-            state.epoch_seconds += elapsed
-            state.wall_seconds += elapsed
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{state.epoch_loss / state.epoch_samples:.4f}",
-                                samples_s=f"{state.epoch_samples / state.epoch_seconds:.0f}")
-            now = time.time()
-            if deadline is not None and now >= deadline:
-                save_checkpoint(checkpoint, config, model, optimizer, state)
-                if bar is not None:
-                    bar.close()
-                return state
-            if now - last_save >= checkpoint_minutes * 60:
-                save_checkpoint(checkpoint, config, model, optimizer, state)
-                last_save = now
-        if bar is not None:
-            bar.close()
-        _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, mnist, device)
-        save_checkpoint(checkpoint, config, model, optimizer, state)
+    with _stop_on_signals() as stop:
         last_save = time.time()
-        print(_epoch_line(config, state.history[-1]), flush=True)
-    return state
+        while state.epoch < target:
+            order = epoch_order(config, state.epoch, len(x_train)).to(device)
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=batches, initial=state.position, unit="batch", leave=False,
+                           desc=f"{config.name} epoch {state.epoch + 1}/{config.epochs}")
+            while state.position < batches:
+                started = time.time()
+                index = order[state.position * config.batch_size:(state.position + 1) * config.batch_size]
+                x = x_train[index].t().unsqueeze(-1)
+                lr = learning_rate(config, state.step, total_steps,
+                                   tuple(state.schedule_anchor) if state.schedule_anchor else None)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss, extra = model.loss(x, y_train[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                optimizer.step()
+                elapsed = time.time() - started
+                state.position += 1
+                state.step += 1
+                state.epoch_loss += loss.item() * len(index)
+                state.epoch_correct += int(extra.get("correct", 0))
+                state.epoch_samples += len(index)
+                state.epoch_seconds += elapsed
+                state.wall_seconds += elapsed
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{state.epoch_loss / state.epoch_samples:.4f}",
+                                    samples_s=f"{state.epoch_samples / state.epoch_seconds:.0f}")
+                now = time.time()
+                if (deadline is not None and now >= deadline) or stop.requested:
+                    save_checkpoint(checkpoint, config, model, optimizer, state)
+                    if bar is not None:
+                        bar.close()
+                    if stop.requested:
+                        print(f"{config.name}: stopped by signal {stop.requested} at epoch "
+                              f"{state.epoch + 1}, batch {state.position}; checkpoint saved",
+                              flush=True)
+                    return state
+                if now - last_save >= checkpoint_minutes * 60:
+                    save_checkpoint(checkpoint, config, model, optimizer, state)
+                    last_save = now
+            if bar is not None:
+                bar.close()
+            _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, mnist, device)
+            save_checkpoint(checkpoint, config, model, optimizer, state)
+            last_save = time.time()
+            print(_epoch_line(config, state.history[-1]), flush=True)
+            if stop.requested:
+                return state
+        return state
 
 
 def _refuse_to_overwrite(weights_path, config: TrainConfig) -> None:
