@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-FAST_ALLOCATOR_COMMANDS = ("train", "sweep", "evaluate")
+FAST_ALLOCATOR_COMMANDS = ("train", "sweep", "evaluate", "report")  # report: its kernels inherit it
 
 
 def main(argv=None) -> int:

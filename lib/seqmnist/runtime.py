@@ -40,8 +40,8 @@ def fast_cpu_env(threads: int | None = 1, base: dict | None = None) -> dict:
 def reexec_with_fast_allocator(module_args: list[str]) -> None:
     """Restart this ``python -m seqmnist`` process with the fast allocator settings, once.
 
-    They only work from the start of a process, so a CPU-heavy command (train, sweep, evaluate)
-    re-executes itself with them when jemalloc is installed and not yet preloaded; evaluation runs
+    They only work from the start of a process, so a CPU-heavy command (train, sweep, evaluate,
+    report, whose notebook kernels inherit the environment) re-executes itself with them when jemalloc is installed and not yet preloaded; evaluation runs
     about 45 % faster so. ``SEQMNIST_NO_REEXEC=1`` turns this off.
     """
     library = jemalloc_path()
