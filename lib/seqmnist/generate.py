@@ -134,7 +134,8 @@ class Stepper:
 
     On CPU the LSTM step is written out (one matmul per layer into a gate buffer, then the cell's
     elementwise update; tanh of the cell input computed as 2 sigmoid(2a) - 1 inside the one sigmoid
-    call), which runs a single step about 25 % faster than the fused ``torch.lstm`` call; a GRU
+    call), which runs a single step faster than the fused ``torch.lstm`` call (see
+    benchmarks/bench_generate.py for the sampling time); a GRU
     calls ``torch.gru`` with the input affine folded in. Elsewhere it defers to ``model(x,
     state)``. The logits are those of ``model`` in evaluation mode (no dropout) up to rounding.
     """
