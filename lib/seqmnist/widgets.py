@@ -49,17 +49,38 @@ def _images(images) -> np.ndarray:
     return array
 
 
-class PredictionExplorer(widgets.VBox):
+class _Explorer(widgets.VBox):
+    """What both explorers share: two rows of controls, a status line and a figure."""
+
+    def __init__(self, model, images, top, bottom):
+        check_predictor(model)
+        self.model = model
+        self.images = _images(images)
+        self.index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1,
+                                       description="test image")
+        self.image = widgets.Image(format="png")
+        self.status = widgets.HTML()
+        super().__init__([widgets.HBox([self.index, *top]), widgets.HBox(bottom),
+                          self.status, self.image])
+
+    def show(self, fig, status: str) -> None:
+        self.image.value = figure_png(fig)
+        self.status.value = status
+
+    def show_pair(self, masked: np.ndarray, label: str, status: str) -> None:
+        """Show ``masked`` (missing pixels red) beside the current test image."""
+        truth = self.images[self.index.value]
+        self.show(plots.image_table([[plots.inpainting_rgb(masked)[0],
+                                      plots.inpainting_rgb(masked, truth)[0]]],
+                                    col_labels=[label, "ground truth"], cell=1.6), status)
+
+
+class PredictionExplorer(_Explorer):
     """Continue a test image from its first pixels with a next-pixel predictor (Task 2)."""
 
     def __init__(self, model, images, seed: int = 0, observed: int = 392, samples: int = 4,
                  max_samples: int = 10, horizon: int = 0):
-        check_predictor(model)
-        self.model = model
-        self.images = _images(images)
         self.generator = torch.Generator().manual_seed(seed)
-        self.index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1,
-                                       description="test image")
         self.observed = widgets.IntSlider(value=observed, min=1, max=PIXELS - 1,
                                           description="observed px")
         self.samples = widgets.IntSlider(value=min(samples, max_samples), min=1, max=max_samples,
@@ -67,15 +88,11 @@ class PredictionExplorer(widgets.VBox):
         self.horizon = widgets.Dropdown(options=HORIZONS, value=horizon, description="continue")
         self.button = widgets.Button(description="Sample", button_style="primary",
                                      tooltip="draw new continuations")
-        self.image = widgets.Image(format="png")
-        self.status = widgets.HTML()
+        super().__init__(model, images, [self.observed], [self.samples, self.horizon, self.button])
         self.last = None  # (samples, 784) completions of the last click
         for control in (self.index, self.observed, self.horizon):
             control.observe(lambda change: self.show_input(), names="value")
         self.button.on_click(lambda button: self.sample())
-        super().__init__([widgets.HBox([self.index, self.observed]),
-                          widgets.HBox([self.samples, self.horizon, self.button]),
-                          self.status, self.image])
         self.show_input()
 
     def steps(self) -> int:
@@ -90,15 +107,10 @@ class PredictionExplorer(widgets.VBox):
 
     def show_input(self) -> None:
         """Show the observed pixels (missing ones red) and the ground truth."""
-        truth = self.images[self.index.value]
-        masked = self.masked()
-        fig = plots.image_table([[plots.inpainting_rgb(masked)[0],
-                                  plots.inpainting_rgb(masked, truth)[0]]],
-                                col_labels=["observed", "ground truth"], cell=1.6)
-        self.image.value = figure_png(fig)
-        self.status.value = (f"Test image {self.index.value}: the first {self.observed.value} "
-                             f"pixels are observed. Press <b>Sample</b> to continue it by "
-                             f"{self.steps()} pixels.")
+        self.show_pair(self.masked(), "observed",
+                       f"Test image {self.index.value}: the first {self.observed.value} pixels "
+                       f"are observed. Press <b>Sample</b> to continue it by {self.steps()} "
+                       f"pixels.")
 
     def sample(self) -> np.ndarray:
         """Draw the continuations, show them and return them ((samples, 784), -1 after them)."""
@@ -111,27 +123,20 @@ class PredictionExplorer(widgets.VBox):
         sample_nll = binary_cross_entropy(probs, completion.images[0, :, k:k + n].cpu()).sum(-1)
         truth_t = torch.as_tensor(truth)
         gt_nll = -float(log_prob(self.model, truth_t[None, :k], truth_t[None, k:k + n])[0])
-        fig = plots.horizon_samples(self.masked(), truth, {n: images}, cell=1.4)
-        self.image.value = figure_png(fig)
-        self.status.value = (
+        self.show(plots.horizon_samples(self.masked(), truth, {n: images}, cell=1.4), (
             f"Test image {self.index.value}, {k} observed pixels, {count} sample(s) of {n} "
             f"pixels: -log p(ground truth | prefix) = {gt_nll:.2f} nats; mean -log p(sample | "
-            f"prefix) = {float(sample_nll.mean()):.2f} nats.")
+            f"prefix) = {float(sample_nll.mean()):.2f} nats."))
         self.last = images
         return images
 
 
-class InpaintingExplorer(widgets.VBox):
+class InpaintingExplorer(_Explorer):
     """The exact posterior over a missing window of a test image (Task 3)."""
 
     def __init__(self, model, images, index: int = 0, size: int = 2, row: int = 12,
                  col: int = 12, batch_sequences: int | None = None):
-        check_predictor(model)
-        self.model = model
-        self.images = _images(images)
         self.batch_sequences = batch_sequences
-        self.index = widgets.IntSlider(value=index, min=0, max=len(self.images) - 1,
-                                       description="test image")
         self.size = widgets.IntSlider(value=size, min=1, max=MAX_WINDOW, description="window")
         self.row = widgets.IntSlider(value=min(row, SIDE - size), min=0, max=SIDE - size,
                                      description="top row")
@@ -139,16 +144,13 @@ class InpaintingExplorer(widgets.VBox):
                                      description="left col")
         self.button = widgets.Button(description="In-paint", button_style="primary",
                                      tooltip="exact posterior over all fillings")
-        self.image = widgets.Image(format="png")
-        self.status = widgets.HTML()
+        super().__init__(model, images, [self.size], [self.row, self.col, self.button])
+        self.index.value = index
         self.posterior = None  # the Posterior of the last click
         self.size.observe(self._resize, names="value")
         for control in (self.index, self.row, self.col):
             control.observe(lambda change: self.show_mask(), names="value")
         self.button.on_click(lambda button: self.inpaint())
-        super().__init__([widgets.HBox([self.index, self.size]),
-                          widgets.HBox([self.row, self.col, self.button]),
-                          self.status, self.image])
         self.show_mask()
 
     def _resize(self, change) -> None:
@@ -166,48 +168,29 @@ class InpaintingExplorer(widgets.VBox):
 
     def show_mask(self) -> None:
         masked = self.masked()
-        truth = self.images[self.index.value]
-        fig = plots.image_table([[plots.inpainting_rgb(masked)[0],
-                                  plots.inpainting_rgb(masked, truth)[0]]],
-                                col_labels=["masked", "ground truth"], cell=1.6)
-        self.image.value = figure_png(fig)
         missing = int((masked == MISSING).sum())
-        self.status.value = (f"Test image {self.index.value}: {missing} missing pixel(s); press "
-                             f"<b>In-paint</b> to score all {2 ** missing} fillings.")
+        self.show_pair(masked, "masked",
+                       f"Test image {self.index.value}: {missing} missing pixel(s); press "
+                       f"<b>In-paint</b> to score all {2 ** missing} fillings.")
 
     def inpaint(self):
         """Compute, show and return the exact posterior (an ``inpaint.Posterior``)."""
         masked, truth = self.masked(), self.images[self.index.value]
         post = exact_posterior(self.model, masked[None], truth[None],
                                batch_sequences=self.batch_sequences)
-        marginals = np.zeros(PIXELS, np.float32)
-        positions = post.positions[0][post.positions[0] >= 0]
-        marginals[positions] = post.marginals[0][:len(positions)]
         fig = plots.inpainting_columns(masked[None], {
             "most probable": post.map_images, "ground truth": truth[None],
-            "p(x = 1)": marginals[None]}, cell=1.6)
-        self.image.value = figure_png(fig)
+            "p(x = 1)": post.marginal_images}, cell=1.6)
         summary = post.summary()
-        self.status.value = (
-            f"Test image {self.index.value}, {len(positions)} missing pixel(s): p(most probable "
+        self.show(fig, (
+            f"Test image {self.index.value}, {int(post.counts[0])} missing pixel(s): p(most probable "
             f"filling) = {summary['map_probability']:.3f}, p(ground-truth filling) = "
             f"{summary['truth_probability']:.3f} (-log p = {summary['truth_joint_nll']:.3f} "
             f"nats); pixel error of the most probable filling {100 * summary['map_error']:.0f} %; "
             f"image NLL {summary['truth_image_nll']:.2f} nats with the ground truth, "
-            f"{summary['map_image_nll']:.2f} with the most probable filling.")
+            f"{summary['map_image_nll']:.2f} with the most probable filling."))
         self.posterior = post
         return post
 
 
-def prediction_explorer(model, images, **options) -> PredictionExplorer:
-    """The Task 2 explorer's widget box (see ``PredictionExplorer``)."""
-    return PredictionExplorer(model, images, **options)
-
-
-def inpainting_explorer(model, images, **options) -> InpaintingExplorer:
-    """The Task 3 explorer's widget box (see ``InpaintingExplorer``)."""
-    return InpaintingExplorer(model, images, **options)
-
-
-__all__ = ["PredictionExplorer", "InpaintingExplorer", "prediction_explorer",
-           "inpainting_explorer", "figure_png", "HORIZONS"]
+__all__ = ["PredictionExplorer", "InpaintingExplorer", "figure_png", "HORIZONS"]
