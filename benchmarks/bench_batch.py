@@ -1,0 +1,133 @@
+"""Which batch sizes the library's defaults should use: a sweep that backs two constants.
+
+1. ``evaluate.EVAL_BATCH`` (forward-only scoring of the shipped models, 2 threads as in
+   ``python -m seqmnist evaluate``): images per second of ``evaluate.evaluate`` on the first
+   ``--images`` test images, for each cell type at 1x128 (the slowest models), at several batch
+   sizes.
+2. ``inpaint.BATCH_SEQUENCES["cpu"]`` (the posterior engines, one thread as in the notebooks'
+   kernels under papermill): seconds of ``inpaint.exact_posterior`` on the first
+   ``--posterior-images`` images of the Task 3 2x2 window set, at several sequences per batch.
+3. The allocator settings that ``train``, ``evaluate`` and ``report`` re-execute themselves with
+   (``runtime.fast_cpu_env``: jemalloc and transparent huge pages): the evaluation of 1. at the
+   default batch in two fresh processes, plain and with the settings.
+
+Models are randomly initialized (the cost does not depend on the weights). Each timing is the
+median of ``--repeats``; run it on an otherwise idle machine (pause the campaign) as
+
+    python benchmarks/bench_batch.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from seqmnist.evaluate import EVAL_BATCH, evaluate
+from seqmnist.inpaint import BATCH_SEQUENCES, exact_posterior
+from seqmnist.models import build_model
+from seqmnist.runtime import fast_cpu_env, jemalloc_path
+
+# evaluation rate of one model in a fresh process (argv: task, arch, images, repeats)
+EVAL_RATE = """
+import sys, torch
+from seqmnist import load_mnist
+from seqmnist.evaluate import evaluate
+from seqmnist.models import build_model
+sys.path.insert(0, {here!r})
+from bench_batch import median_seconds
+task, arch, images, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(2)
+pixels, labels = load_mnist().test.tensors()
+pixels, labels = pixels[:images], labels[:images]
+model = build_model(task, arch, seed=0).eval()
+seconds = median_seconds(lambda: evaluate(model, pixels, labels if task == "classify" else None),
+                         repeats)
+print(images / seconds)
+"""
+
+
+def rate_in_fresh_process(task: str, arch: str, images: int, repeats: int, env: dict) -> float:
+    code = EVAL_RATE.format(here=os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code, task, arch, str(images), str(repeats)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--eval-batches", type=int, nargs="+", default=[128, 256, 500, 1000, 2000])
+    parser.add_argument("--posterior-images", type=int, default=200)
+    parser.add_argument("--posterior-batches", type=int, nargs="+", default=[16, 64, 256, 1024])
+    args = parser.parse_args()
+    from seqmnist import load_mnist
+    from seqmnist.masks import window_set
+
+    mnist = load_mnist()
+    pixels, labels = mnist.test.tensors()
+    pixels, labels = pixels[:args.images], labels[:args.images]
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)", flush=True)
+
+    torch.set_num_threads(2)
+    print(f"\n1. evaluate(): images/s on {len(pixels)} test images, 2 threads "
+          f"(EVAL_BATCH = {EVAL_BATCH})")
+    print("| model | " + " | ".join(f"batch {b}" for b in args.eval_batches) + " |")
+    print("|---|" + "---|" * len(args.eval_batches))
+    for task, arch in (("classify", "lstm-1x128"), ("classify", "gru-1x128"),
+                       ("predict", "lstm-1x128")):
+        model = build_model(task, arch, seed=0).eval()
+        rates = []
+        for batch in args.eval_batches:
+            seconds = median_seconds(lambda: evaluate(model, pixels, labels if task == "classify"
+                                                      else None, batch_size=batch), args.repeats)
+            rates.append(len(pixels) / seconds)
+        best = max(rates)
+        cells = [f"**{r:.0f}**" if r == best else f"{r:.0f}" for r in rates]
+        print(f"| {task} {arch} | " + " | ".join(cells) + " |", flush=True)
+
+    torch.set_num_threads(1)
+    windows = window_set(mnist, size=2)
+    masked, truth = windows.masked[:args.posterior_images], windows.truth[:args.posterior_images]
+    model = build_model("predict", "lstm-1x128", seed=0).eval()
+    print(f"\n2. exact_posterior(): seconds for {len(masked)} 2x2 windows, one thread "
+          f"(BATCH_SEQUENCES = {BATCH_SEQUENCES})")
+    print("| sequences per batch | seconds |")
+    print("|---|---|")
+    for batch in args.posterior_batches:
+        seconds = median_seconds(lambda: exact_posterior(model, masked, truth,
+                                                         batch_sequences=batch), args.repeats)
+        print(f"| {batch} | {seconds:.2f} |", flush=True)
+
+    if jemalloc_path() is None:
+        print("\n3. skipped: jemalloc is not installed")
+        return
+    plain = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF",
+                                                              "THP_MEM_ALLOC_ENABLE")}
+    print("\n3. evaluate() at the default batch in a fresh process, images/s, 2 threads")
+    print("| model | plain | jemalloc + THP | speedup |")
+    print("|---|---|---|---|")
+    for task, arch in (("classify", "lstm-1x128"), ("classify", "gru-1x128")):
+        base = rate_in_fresh_process(task, arch, len(pixels), args.repeats, plain)
+        fast = rate_in_fresh_process(task, arch, len(pixels), args.repeats,
+                                     fast_cpu_env(threads=None, base=plain))
+        print(f"| {task} {arch} | {base:.0f} | {fast:.0f} | {fast / base:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
