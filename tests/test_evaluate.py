@@ -16,7 +16,8 @@ LIMIT = 120
 def ship(root, task, arch, seed, folder=None, **meta):
     path = root / (folder or task) / f"{arch}.safetensors"
     save_weights(build_model(task, arch, seed=seed), path,
-                 {"epochs_trained": 3, "wall_seconds": 5400.0, "hardware": "cpu: test", **meta})
+                 {"epochs_trained": 3, "wall_seconds": 5400.0, "hardware": "cpu: test",
+                  "config": {"epochs": 5}, **meta})
     return path
 
 
@@ -98,6 +99,7 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     assert written["rows"] == json.loads(json.dumps(rows))
     markdown = (root / "metrics.md").read_text()
     assert "| gru-1x4 |" in markdown and "| mlp |" in markdown
+    assert "| 3/5 | 1.50 | cpu: test |" in markdown  # trained/planned epochs
     assert markdown.count("## Classification (cross-entropy per image, accuracy)") == 1
     assert "`baselines/odd.safetensors`: " in markdown and "unknown-task" in markdown
 

@@ -221,6 +221,7 @@ def _row(path: Path, root: Path, meta: dict, result: dict) -> dict:
     row = {"model": meta.get("name") or meta.get("architecture") or path.stem,
            "task": meta.get("task"), "file": str(path.relative_to(root)),
            "epochs": meta.get("epochs_trained"), "best_epoch": meta.get("best_epoch"),
+           "planned_epochs": (meta.get("config") or {}).get("epochs"),
            "training_hours": (meta["wall_seconds"] / 3600 if meta.get("wall_seconds") is not None
                               else None),
            "hardware": meta.get("hardware"), "weights_sha256": result["weights_sha256"],
@@ -243,10 +244,16 @@ def metrics_markdown(rows: list[dict], skipped: list[dict] | None = None,
              f"numbers)." if limit else "Full splits: train 55,000 images, test 10,000.")
     lines = ["# Metrics of the shipped models", "",
              f"Written by `python -m seqmnist evaluate`. {scope} Binarized MNIST (threshold "
-             f"0.1); losses in nats.", ""]
+             f"0.1); losses in nats. Epochs are trained/planned (fewer: the campaign "
+             f"has not finished the run); each model ships the weights of its epoch with the "
+             f"lowest validation loss.", ""]
 
     def info(r):
-        return (f"{_fmt(r.get('epochs'), 'd')} | {_fmt(r.get('training_hours'), '.2f')} | "
+        # trained/planned: weights of an unfinished run are visibly partial
+        epochs = _fmt(r.get("epochs"), "d")
+        if r.get("planned_epochs") is not None:
+            epochs += f"/{r['planned_epochs']}"
+        return (f"{epochs} | {_fmt(r.get('training_hours'), '.2f')} | "
                 f"{r.get('hardware') or '-'} |")
 
     tasks = []
