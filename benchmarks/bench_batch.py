@@ -11,8 +11,10 @@
    (``runtime.fast_cpu_env``: jemalloc and transparent huge pages): the evaluation of 1. at the
    default batch in two fresh processes, plain and with the settings.
 
-Models are randomly initialized (the cost does not depend on the weights). Each timing is the
-median of ``--repeats``; run it on an otherwise idle machine (pause the campaign) as
+Parts 1 and 2 run with the allocator settings, as the library's commands do (the script restarts
+itself with them when jemalloc is installed). Models are randomly initialized (the cost does not
+depend on the weights). Each timing is the median of ``--repeats``; run it on an otherwise idle
+machine (pause the campaign) as
 
     python benchmarks/bench_batch.py
 """
@@ -75,45 +77,65 @@ def main() -> None:
     parser.add_argument("--eval-batches", type=int, nargs="+", default=[128, 256, 500, 1000, 2000])
     parser.add_argument("--posterior-images", type=int, default=200)
     parser.add_argument("--posterior-batches", type=int, nargs="+", default=[16, 64, 256, 1024])
+    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
     args = parser.parse_args()
+    library = jemalloc_path()
+    if library and library not in os.environ.get("LD_PRELOAD", ""):
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, *sys.argv], fast_cpu_env(threads=None))
     from seqmnist import load_mnist
-    from seqmnist.masks import window_set
 
     mnist = load_mnist()
     pixels, labels = mnist.test.tensors()
     pixels, labels = pixels[:args.images], labels[:args.images]
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)", flush=True)
+    print(f"allocator: {os.environ.get('LD_PRELOAD') or 'default'}", flush=True)
 
+    if 1 in args.parts:
+        evaluation_sweep(pixels, labels, args.eval_batches, args.repeats)
+    if 2 in args.parts:
+        posterior_sweep(mnist, args.posterior_images, args.posterior_batches, args.repeats)
+    if 3 in args.parts:
+        allocator_comparison(len(pixels), args.repeats)
+
+
+def evaluation_sweep(pixels, labels, batches, repeats: int) -> None:
     torch.set_num_threads(2)
     print(f"\n1. evaluate(): images/s on {len(pixels)} test images, 2 threads "
           f"(EVAL_BATCH = {EVAL_BATCH})")
-    print("| model | " + " | ".join(f"batch {b}" for b in args.eval_batches) + " |")
-    print("|---|" + "---|" * len(args.eval_batches))
+    print("| model | " + " | ".join(f"batch {b}" for b in batches) + " |")
+    print("|---|" + "---|" * len(batches))
     for task, arch in (("classify", "lstm-1x128"), ("classify", "gru-1x128"),
                        ("predict", "lstm-1x128")):
         model = build_model(task, arch, seed=0).eval()
         rates = []
-        for batch in args.eval_batches:
+        for batch in batches:
             seconds = median_seconds(lambda: evaluate(model, pixels, labels if task == "classify"
-                                                      else None, batch_size=batch), args.repeats)
+                                                      else None, batch_size=batch), repeats)
             rates.append(len(pixels) / seconds)
         best = max(rates)
         cells = [f"**{r:.0f}**" if r == best else f"{r:.0f}" for r in rates]
         print(f"| {task} {arch} | " + " | ".join(cells) + " |", flush=True)
 
+
+def posterior_sweep(mnist, images: int, batches, repeats: int) -> None:
+    from seqmnist.masks import window_set
+
     torch.set_num_threads(1)
     windows = window_set(mnist, size=2)
-    masked, truth = windows.masked[:args.posterior_images], windows.truth[:args.posterior_images]
+    masked, truth = windows.masked[:images], windows.truth[:images]
     model = build_model("predict", "lstm-1x128", seed=0).eval()
     print(f"\n2. exact_posterior(): seconds for {len(masked)} 2x2 windows, one thread "
           f"(BATCH_SEQUENCES = {BATCH_SEQUENCES})")
     print("| sequences per batch | seconds |")
     print("|---|---|")
-    for batch in args.posterior_batches:
+    for batch in batches:
         seconds = median_seconds(lambda: exact_posterior(model, masked, truth,
-                                                         batch_sequences=batch), args.repeats)
+                                                         batch_sequences=batch), repeats)
         print(f"| {batch} | {seconds:.2f} |", flush=True)
 
+
+def allocator_comparison(images: int, repeats: int) -> None:
     if jemalloc_path() is None:
         print("\n3. skipped: jemalloc is not installed")
         return
@@ -123,8 +145,8 @@ def main() -> None:
     print("| model | plain | jemalloc + THP | speedup |")
     print("|---|---|---|---|")
     for task, arch in (("classify", "lstm-1x128"), ("classify", "gru-1x128")):
-        base = rate_in_fresh_process(task, arch, len(pixels), args.repeats, plain)
-        fast = rate_in_fresh_process(task, arch, len(pixels), args.repeats,
+        base = rate_in_fresh_process(task, arch, images, repeats, plain)
+        fast = rate_in_fresh_process(task, arch, images, repeats,
                                      fast_cpu_env(threads=None, base=plain))
         print(f"| {task} {arch} | {base:.0f} | {fast:.0f} | {fast / base:.2f}x |", flush=True)
 

@@ -22,8 +22,9 @@ from torch.nn import functional as F
 from .data import first_ink_steps
 from .models import SEQUENCE_LENGTH
 
-# Fastest forward-only batches measured on the 2-core CPU (2 threads, jemalloc): the fused LSTM
-# prefers 256 (751 against 574 images/s at 1000 for lstm-1x128), the GRU loop 1000 (1214 against 966).
+# Forward-only batch by cell type, from benchmarks/bench_batch.py (2 threads, jemalloc): oneDNN's
+# LSTM peaks at 256-500 images and loses 5-15 % from 1000 on (cache); the GRU's per-step loop is
+# overhead-bound below 500 and flat from 500 to 1000.
 EVAL_BATCH = {"lstm": 256, "gru": 1000}
 DEFAULT_EVAL_BATCH = 1000
 

@@ -50,9 +50,9 @@ from .models import SEQUENCE_LENGTH
 
 MAX_EXACT_MISSING = 12
 MISSING = -1.0
-# Sequences per recurrent batch in the posterior engines. On the 2-core CPU, 64 beat 256 by 7 % and
-# 1024 by 30 % (2x2 posterior of 200 test images, lstm-1x128, one thread): small batches keep the
-# fused LSTM's per-step buffers in cache. A GPU wants large batches.
+# Sequences per recurrent batch in the posterior engines. On the 2-core CPU (one thread, lstm-1x128)
+# 64 and 256 are equally fast and 16 or 1024 20-30 % slower (benchmarks/bench_batch.py): the fused
+# LSTM's per-step buffers stay in cache. A GPU wants large batches.
 BATCH_SEQUENCES = {"cpu": 64, "cuda": 4096}
 
 

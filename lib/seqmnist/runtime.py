@@ -41,8 +41,9 @@ def reexec_with_fast_allocator(module_args: list[str]) -> None:
     """Restart this ``python -m seqmnist`` process with the fast allocator settings, once.
 
     They only work from the start of a process, so a CPU-heavy command (train, sweep, evaluate,
-    report, whose notebook kernels inherit the environment) re-executes itself with them when jemalloc is installed and not yet preloaded; evaluation runs
-    about 45 % faster so. ``SEQMNIST_NO_REEXEC=1`` turns this off.
+    report, whose notebook kernels inherit the environment) re-executes itself with them when
+    jemalloc is installed and not yet preloaded (evaluation runs 1.2-1.4x faster so; see
+    benchmarks/bench_batch.py). ``SEQMNIST_NO_REEXEC=1`` turns this off.
     """
     library = jemalloc_path()
     if (library is None or os.environ.get("SEQMNIST_NO_REEXEC") == "1"
