@@ -51,7 +51,7 @@ from .models import SEQUENCE_LENGTH
 MAX_EXACT_MISSING = 12
 MISSING = -1.0
 # Sequences per recurrent batch in the posterior engines. On the 2-core CPU (one thread, lstm-1x128)
-# 64 and 256 are equally fast and 16 or 1024 20-30 % slower (benchmarks/bench_batch.py): the fused
+# 64 and 256 are equally fast and 16 or 1024 25-40 % slower (benchmarks/bench_batch.py): the fused
 # LSTM's per-step buffers stay in cache. A GPU wants large batches.
 BATCH_SEQUENCES = {"cpu": 64, "cuda": 4096}
 
