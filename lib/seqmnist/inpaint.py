@@ -51,8 +51,9 @@ from .models import SEQUENCE_LENGTH
 MAX_EXACT_MISSING = 12
 MISSING = -1.0
 # Sequences per recurrent batch in the posterior engines. On the 2-core CPU (one thread, lstm-1x128)
-# 64 and 256 are equally fast and 16 or 1024 25-40 % slower (benchmarks/bench_batch.py): the fused
-# LSTM's per-step buffers stay in cache. A GPU wants large batches.
+# 64 and 256 are equally fast, 1024 about 30 % and 16 about 40 % slower (benchmarks/bench_batch.py):
+# large batches spill the fused LSTM's per-step buffers out of cache, small ones are overhead-bound.
+# A GPU wants large batches.
 BATCH_SEQUENCES = {"cpu": 64, "cuda": 4096}
 
 
