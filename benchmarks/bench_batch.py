@@ -6,7 +6,8 @@
    sizes.
 2. ``inpaint.BATCH_SEQUENCES["cpu"]`` (the posterior engines, one thread as in the notebooks'
    kernels under papermill): seconds of ``inpaint.exact_posterior`` on the first
-   ``--posterior-images`` images of the Task 3 2x2 window set, at several sequences per batch.
+   ``--posterior-images`` images of the Task 3 2x2 window set, at several sequences per batch,
+   for an LSTM (the written-out step) and a GRU (the fused call) predictor, 1x128.
 3. The allocator settings that ``train``, ``evaluate`` and ``report`` re-execute themselves with
    (``runtime.fast_cpu_env``: jemalloc and transparent huge pages): the evaluation of 1. at the
    default batch in two fresh processes, plain and with the settings.
@@ -75,8 +76,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--eval-batches", type=int, nargs="+", default=[128, 256, 500, 1000, 2000])
-    parser.add_argument("--posterior-images", type=int, default=200)
-    parser.add_argument("--posterior-batches", type=int, nargs="+", default=[16, 64, 256, 1024])
+    parser.add_argument("--posterior-images", type=int, default=500)
+    parser.add_argument("--posterior-batches", type=int, nargs="+",
+                        default=[64, 256, 512, 1024, 2048])
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
     args = parser.parse_args()
     library = jemalloc_path()
@@ -124,15 +126,16 @@ def posterior_sweep(mnist, images: int, batches, repeats: int) -> None:
     torch.set_num_threads(1)
     windows = window_set(mnist, size=2)
     masked, truth = windows.masked[:images], windows.truth[:images]
-    model = build_model("predict", "lstm-1x128", seed=0).eval()
     print(f"\n2. exact_posterior(): seconds for {len(masked)} 2x2 windows, one thread "
           f"(BATCH_SEQUENCES = {BATCH_SEQUENCES})")
-    print("| sequences per batch | seconds |")
-    print("|---|---|")
-    for batch in batches:
-        seconds = median_seconds(lambda: exact_posterior(model, masked, truth,
-                                                         batch_sequences=batch), repeats)
-        print(f"| {batch} | {seconds:.2f} |", flush=True)
+    print("| predictor | " + " | ".join(f"{b} sequences" for b in batches) + " |")
+    print("|---|" + "---|" * len(batches))
+    for arch in ("lstm-1x128", "gru-1x128"):
+        model = build_model("predict", arch, seed=0).eval()
+        times = [median_seconds(lambda: exact_posterior(model, masked, truth, batch_sequences=b),
+                                repeats) for b in batches]
+        cells = [f"**{t:.2f}**" if t == min(times) else f"{t:.2f}" for t in times]
+        print(f"| {arch} | " + " | ".join(cells) + " |", flush=True)
 
 
 def allocator_comparison(images: int, repeats: int) -> None:

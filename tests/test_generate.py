@@ -62,6 +62,20 @@ def test_stepper_matches_model(images):
         torch.testing.assert_close(logit, reference[0], rtol=0, atol=1e-13)
 
 
+@pytest.mark.parametrize("arch", ["lstm-1x4", "lstm-3x4", "gru-2x4"])
+def test_stepper_run_matches_model_over_many_steps(images, arch):
+    model = build_model("predict", arch, seed=4).double().eval()
+    _, state = model(images[:, :100].t().unsqueeze(-1))
+    chunk = images[:, 100:400].t()
+    logits, final = Stepper(model).run(chunk, state)
+    reference, reference_final = model(chunk.unsqueeze(-1), state)
+    torch.testing.assert_close(logits, reference, rtol=0, atol=1e-12)
+    pairs = zip(final, reference_final) if arch.startswith("lstm") else [(final, reference_final)]
+    for ours, theirs in pairs:  # (h, c) of an LSTM, h of a GRU
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    assert Stepper(model).written_out == arch.startswith("lstm")
+
+
 def test_seeded_sampling_is_reproducible(images, lstm):
     draw = lambda seed: continue_sequences(lstm, images[:, :200], 30, samples=2,  # noqa: E731
                                            generator=torch.Generator().manual_seed(seed)).pixels

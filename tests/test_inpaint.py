@@ -47,7 +47,7 @@ def brute_force(model, masked: np.ndarray, truth: np.ndarray):
     return out
 
 
-@pytest.mark.parametrize("arch", ["lstm-1x4", "gru-3x4"])
+@pytest.mark.parametrize("arch", ["lstm-1x4", "lstm-3x4", "gru-3x4"])  # own / shared branch point
 def test_exact_posterior_equals_brute_force(window, arch):
     model = build_model("predict", arch, seed=2).double()
     post = exact_posterior(model, window, batch_sequences=40)  # 2 images per chunk

@@ -185,6 +185,51 @@ class Stepper:
             layer_input = h
         return layer_input, (torch.stack(hs), torch.stack(cs))
 
+    @property
+    def written_out(self) -> bool:
+        """True when ``run`` loops the written-out LSTM step (short calls cost no more per step)."""
+        return self.direct and self.lstm
+
+    @torch.no_grad()
+    def run(self, inputs: torch.Tensor, state):
+        """inputs (T, B) pixels from ``state`` -> (logits (T, B), state after them).
+
+        A CPU LSTM runs the written-out step in a loop over buffers allocated once per call (with
+        a few hundred sequences this beats the fused ``torch.lstm`` call, whose per-step buffers
+        leave the cache; see benchmarks/bench_batch.py); anything else calls ``model``.
+        """
+        if not self.written_out:
+            return self.model(inputs.unsqueeze(-1), state)
+        steps, batch = inputs.shape
+        h_all, c_all = state
+        hidden, last = h_all.shape[-1], len(self.cells) - 1
+        outputs = inputs.new_empty(steps, batch, hidden)
+        gates = inputs.new_empty(batch, 4 * hidden)
+        squashed = inputs.new_empty(batch, hidden)
+        # a lower layer's h is read by the next step after the layer above has used it: two
+        # buffers per lower layer, written alternately
+        spare = [inputs.new_empty(2, batch, hidden) for _ in range(last)]
+        hs = list(h_all.unbind(0))
+        cs = [c.clone() for c in c_all.unbind(0)]
+        for t in range(steps):
+            layer_input = inputs[t]
+            for layer, (w_in_t, w_hh_t, bias) in enumerate(self.cells):
+                torch.addmm(bias, hs[layer], w_hh_t, out=gates)
+                if layer == 0 and w_in_t.shape[0] == 1:
+                    gates.addr_(layer_input, w_in_t[0])   # the folded scalar input
+                else:
+                    gates.addmm_(layer_input, w_in_t)
+                gates.sigmoid_()
+                i, f, g, o = gates.split(hidden, dim=1)
+                g.mul_(2.0).sub_(1.0)                      # tanh(a) = 2 sigmoid(2a) - 1
+                c = cs[layer].mul_(f).addcmul_(i, g)
+                torch.mul(c, 2.0, out=squashed).sigmoid_().mul_(2.0).sub_(1.0)
+                h = outputs[t] if layer == last else spare[layer][t % 2]
+                torch.mul(o, squashed, out=h)
+                hs[layer] = layer_input = h
+        logits = F.linear(outputs, self.head_weight, self.head_bias)[..., 0]
+        return logits, (torch.stack(hs), torch.stack(cs))
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, state):
         """x (N,) pixels and the state before them -> (logits (N,) of the next pixels, state)."""

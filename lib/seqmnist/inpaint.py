@@ -12,10 +12,11 @@ Then, for each of the 2^K fillings,
 because every factor with t < m_1 is the same for all fillings and cancels. The engine runs the
 known prefix x_0..x_{s - 1} once per image, repeats its state 2^K times, and runs all fillings
 from pixel s to the end as one batch, so an image costs s + 2^K (784 - s) recurrent steps
-instead of 2^K * 784. Images go in batches sorted by m_1, and s is the batch's smallest m_1: the
-few known pixels between s and an image's own m_1 are scored alike in every filling (exact), and
-one branch point per batch lets the recurrent core run in a few long calls. Fillings are numbered ``f = sum_j x_{m_j} 2^j`` (bit j = the j-th missing
-pixel in reading order). Full-image NLLs count the 783 predicted pixels 1..783 (as
+instead of 2^K * 784. Images go in batches sorted by m_1. On CPU an LSTM runs the written-out step
+(``generate.Stepper.run``), for which short calls are cheap, and s is the image's own m_1; otherwise
+s is the batch's smallest m_1 (the few known pixels between s and an image's own m_1 are scored
+alike in every filling, exact), so that the fused recurrent call runs a few long chunks. Fillings
+are numbered ``f = sum_j x_{m_j} 2^j`` (bit j = the j-th missing pixel in reading order). Full-image NLLs count the 783 predicted pixels 1..783 (as
 ``evaluate`` does); pixel 0 never contributes.
 
 Cross-entropies are in nats. ``marginal_ce`` is the binary cross-entropy of the ground-truth
@@ -44,26 +45,31 @@ import torch
 from torch.nn import functional as F
 
 from .errors import ConfigError
-from .generate import (TIME_CHUNK, binary_cross_entropy, check_predictor, continue_from_state,
-                       inference, model_dtype_device, scan, state_repeat, state_select)
+from .generate import (TIME_CHUNK, Stepper, binary_cross_entropy, check_predictor,
+                       continue_from_state, inference, model_dtype_device, scan, state_repeat,
+                       state_select)
 from .models import SEQUENCE_LENGTH
 
 MAX_EXACT_MISSING = 12
 MISSING = -1.0
-# Sequences per recurrent batch in the posterior engines. On the 2-core CPU (one thread, lstm-1x128)
-# 64 and 256 are equally fast, 1024 about 30 % and 16 about 40 % slower (benchmarks/bench_batch.py):
-# large batches spill the fused LSTM's per-step buffers out of cache, small ones are overhead-bound.
+MIN_INK = 20            # example picking: ground-truth ink pixels the in-painted region must hold
+# Sequences (images x branches) per recurrent batch of the posterior engines, by device and cell.
+# benchmarks/bench_batch.py (one thread, 1x128, 300 windows): a CPU LSTM runs the written-out step
+# (``Stepper.run``), flat from 256 to 2048 sequences with 1024 fastest (its matmul nears the core's
+# peak), 64 about 55 % slower; the GRU's fused call is flat from 256 on, 64 about 60 % slower.
 # A GPU wants large batches.
-BATCH_SEQUENCES = {"cpu": 64, "cuda": 4096}
+BATCH_SEQUENCES = {"cpu": {"lstm": 1024, "gru": 256}, "cuda": {"lstm": 4096, "gru": 4096}}
 
 
-def _batch_sequences(value: int | None, device: torch.device) -> int:
+def _batch_sequences(value: int | None, model, device: torch.device) -> int:
     if value is not None:
         if value < 1:
             raise ConfigError(f"batch_sequences must be >= 1, got {value}")
         return int(value)
-    return BATCH_SEQUENCES.get(device.type, BATCH_SEQUENCES["cpu"])
-MIN_INK = 20            # example picking: ground-truth ink pixels the in-painted region must hold
+    by_cell = BATCH_SEQUENCES.get(device.type, BATCH_SEQUENCES["cpu"])
+    return by_cell[model.core.arch.cell]
+
+
 
 
 # --------------------------------------------------------------------------- inputs
@@ -171,6 +177,7 @@ def _joined_scan(model, seqs: torch.Tensor, starts: torch.Tensor, state,
     """
     count = len(seqs)
     last = SEQUENCE_LENGTH - 1
+    run = Stepper(model).run
     order = torch.argsort(starts, stable=True)
     sorted_starts = starts[order]
     x = seqs[order].t()  # (784, B)
@@ -195,7 +202,7 @@ def _joined_scan(model, seqs: torch.Tensor, starts: torch.Tensor, state,
             new = torch.arange(active, joined, device=x.device)
             running = _state_cat(running, state_select(initial, new))
             active = joined
-        out, running = model(x[t0:t1, :active].unsqueeze(-1), running)
+        out, running = run(x[t0:t1, :active], running)
         logits[t0:t1, :active] = out
         if sorted_snaps is not None:
             hit = torch.nonzero(sorted_snaps[:active] == t1).flatten()
@@ -438,8 +445,8 @@ def exact_posterior(model, masked, truth=None, batch_sequences: int | None = Non
     ``masked`` is an InpaintingSet (its ground truth is used) or (N, 784) values in {0, 1, -1};
     ``truth`` (N, 784) is optional. Images are batched: chunks of images with the same |M|,
     sorted by first missing pixel, each chunk holding about ``batch_sequences`` sequences
-    (images x 2^|M|; default by device, see ``BATCH_SEQUENCES``). ConfigError for a classifier, an image with no missing pixel, or more
-    than 12 missing pixels.
+    (images x 2^|M|; default by device and cell, see ``BATCH_SEQUENCES``). ConfigError for a
+    classifier, an image with no missing pixel, or more than 12 missing pixels.
     """
     check_predictor(model)
     started = time.perf_counter()
@@ -450,16 +457,18 @@ def exact_posterior(model, masked, truth=None, batch_sequences: int | None = Non
     suffix = np.full((count, 2 ** width), np.inf)
     prefix = np.zeros(count)
     device = x.device
-    batch_sequences = _batch_sequences(batch_sequences, device)
+    batch_sequences = _batch_sequences(batch_sequences, model, device)
+    own_starts = Stepper(model).written_out
     bar = _progress(count, "posterior", progress)
     for k, chunk in _chunks(counts, positions[:, 0], lambda k: batch_sequences // 2 ** k):
         idx = torch.as_tensor(chunk, device=device)
         xs = x[idx]
         pos = torch.as_tensor(positions[chunk, :k], device=device)
-        # branch the whole chunk at its first missing pixel: pixels from there to an image's own
-        # first missing one are known, so every filling scores them alike (exact), and one start
-        # runs as a few long recurrent calls instead of one short call per distinct start
-        starts = pos[:, 0].min().expand(len(chunk))
+        # Each image branches at its own first missing pixel when short recurrent calls are cheap
+        # (the written-out CPU LSTM step); otherwise the whole chunk branches at its earliest one,
+        # so that the fused call runs a few long chunks: the known pixels from there to an image's
+        # own first missing one are scored alike in every filling (exact, a few wasted steps).
+        starts = pos[:, 0] if own_starts else pos[:, 0].min().expand(len(chunk))
         state, logit, prefix_nll = _prefix_pass(model, xs, starts, time_chunk)
         nll, _ = _suffix_pass(model, xs, starts, state, logit, pos,
                               _filling_bits(k).to(device), time_chunk)
@@ -578,7 +587,7 @@ def gibbs_inpaint(model, masked, truth=None, sweeps: int = 20, burn_in: int = 5,
         coins = torch.rand(x.shape, generator=generator, device=gen_device, dtype=dtype)
         current = torch.where(torch.as_tensor(missing, device=device),
                               (coins.to(device) < 0.5).to(dtype), current)
-    batch_sequences = _batch_sequences(batch_sequences, device)
+    batch_sequences = _batch_sequences(batch_sequences, model, device)
     bar = _progress(count, "gibbs", progress)
     for k, chunk in _chunks(counts, positions[:, 0], lambda k: batch_sequences // 2):
         idx = torch.as_tensor(chunk, device=device)
