@@ -78,6 +78,20 @@ def test_uneven_masks_pixel_zero_and_last_pixel(mnist, model):
     assert np.array_equal(post.fill(post.truth_filling), truth)
 
 
+@pytest.mark.parametrize("batch_sequences", [256, 512])  # one image per chunk, or both
+def test_branching_fillings_over_scattered_pixels(mnist, batch_sequences):
+    """Eight missing pixels far apart: fillings branch off each other at every one of them."""
+    model = build_model("predict", "lstm-3x4", seed=5).double()
+    truth = mnist.test.x[10:12].astype(np.float32)
+    masked = truth.copy()
+    masked[0, [150, 151, 260, 300, 301, 420, 600, 783]] = MISSING
+    masked[1, [0, 90, 91, 92, 500, 501, 640, 700]] = MISSING
+    post = exact_posterior(model, masked, truth, batch_sequences=batch_sequences)
+    for i, (log_post, nlls) in enumerate(brute_force(model, masked, truth)):
+        np.testing.assert_allclose(post.log_posterior[i], log_post, atol=1e-10)
+        np.testing.assert_allclose(post.prefix_nll[i] + post.suffix_nll[i], nlls, rtol=1e-12)
+
+
 def test_posterior_metrics(window, model):
     post = exact_posterior(model, window)
     bits = post.truth_bits

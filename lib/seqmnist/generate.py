@@ -202,13 +202,14 @@ class Stepper:
             return self.model(inputs.unsqueeze(-1), state)
         steps, batch = inputs.shape
         h_all, c_all = state
-        hidden, last = h_all.shape[-1], len(self.cells) - 1
-        outputs = inputs.new_empty(steps, batch, hidden)
+        hidden = h_all.shape[-1]
+        logits = inputs.new_empty(steps, batch)
         gates = inputs.new_empty(batch, 4 * hidden)
         squashed = inputs.new_empty(batch, hidden)
-        # a lower layer's h is read by the next step after the layer above has used it: two
-        # buffers per lower layer, written alternately
-        spare = [inputs.new_empty(2, batch, hidden) for _ in range(last)]
+        # a layer's h is read by the next step after the layer above has used it: two buffers per
+        # layer, written alternately (no per-step or per-call (T, B, H) allocation: page faults)
+        spare = [inputs.new_empty(2, batch, hidden) for _ in self.cells]
+        head = self.head_weight[0]
         hs = list(h_all.unbind(0))
         cs = [c.clone() for c in c_all.unbind(0)]
         for t in range(steps):
@@ -224,10 +225,10 @@ class Stepper:
                 g.mul_(2.0).sub_(1.0)                      # tanh(a) = 2 sigmoid(2a) - 1
                 c = cs[layer].mul_(f).addcmul_(i, g)
                 torch.mul(c, 2.0, out=squashed).sigmoid_().mul_(2.0).sub_(1.0)
-                h = outputs[t] if layer == last else spare[layer][t % 2]
-                torch.mul(o, squashed, out=h)
+                h = torch.mul(o, squashed, out=spare[layer][t % 2])
                 hs[layer] = layer_input = h
-        logits = F.linear(outputs, self.head_weight, self.head_bias)[..., 0]
+            torch.mv(layer_input, head, out=logits[t])
+        logits += self.head_bias
         return logits, (torch.stack(hs), torch.stack(cs))
 
     @torch.no_grad()
@@ -266,7 +267,9 @@ def scan(model, inputs: torch.Tensor, state=None, snap_at: torch.Tensor | None =
     steps with the state carried, which is exact and keeps memory at one chunk's outputs.
     """
     steps, batch = inputs.shape
-    x = inputs.unsqueeze(-1)
+    run = Stepper(model).run
+    if state is None:
+        state = model.core.initial_state(batch, inputs.device, inputs.dtype)
     logits = inputs.new_empty(steps, batch)
     cuts = set(range(0, steps, max(1, time_chunk))) | {steps}
     snaps = None
@@ -275,15 +278,13 @@ def scan(model, inputs: torch.Tensor, state=None, snap_at: torch.Tensor | None =
         if snap_at.shape != (batch,) or bool((snap_at < 0).any()) or bool((snap_at > steps).any()):
             raise ValueError(f"snap_at must be ({batch},) integers in 0..{steps}")
         cuts |= set(int(v) for v in snap_at.unique())
-        start = state if state is not None else model.core.initial_state(
-            batch, inputs.device, inputs.dtype)
-        snaps = _state_like(start)
+        snaps = _state_like(state)
         zero = torch.nonzero(snap_at == 0).flatten()
         if len(zero):
-            _state_copy_into(snaps, start, zero)
+            _state_copy_into(snaps, state, zero)
     cuts = sorted(cuts)
     for t0, t1 in zip(cuts[:-1], cuts[1:]):
-        out, state = model(x[t0:t1], state)
+        out, state = run(inputs[t0:t1], state)
         logits[t0:t1] = out
         if snap_at is not None:
             hit = torch.nonzero(snap_at == t1).flatten()

@@ -166,7 +166,8 @@ class _Joined:
 
 
 def _joined_scan(model, seqs: torch.Tensor, starts: torch.Tensor, state,
-                 snap_times: torch.Tensor | None, time_chunk: int):
+                 snap_times: torch.Tensor | None, time_chunk: int,
+                 parents: torch.Tensor | None = None, join_at: torch.Tensor | None = None):
     """Run each sequence b of ``seqs`` (B, 784) from pixel ``starts[b]`` to pixel 782, starting
     from its ``state`` (the state after pixel starts[b] - 1), in absolute time.
 
@@ -174,33 +175,49 @@ def _joined_scan(model, seqs: torch.Tensor, starts: torch.Tensor, state,
     cost is exactly sum_b (783 - starts[b]) steps with no padding. Returns (nll (B,) of pixels
     starts[b] + 1..783, _Joined with logits[t, b] predicting pixel t + 1 (zero before the start)
     and, with ``snap_times``, the state of each sequence after pixel snap_times[b] - 1).
+
+    Branches: a sequence with ``parents[b] >= 0`` equals sequence parents[b] before pixel
+    ``join_at[b]`` (> the parent's own join); it joins there from the parent's running state, and
+    its logits before that are the parent's. Its cost starts at join_at[b], its nll at starts[b].
     """
     count = len(seqs)
     last = SEQUENCE_LENGTH - 1
     run = Stepper(model).run
-    order = torch.argsort(starts, stable=True)
-    sorted_starts = starts[order]
+    join = starts if join_at is None else join_at
+    order = torch.argsort(join, stable=True)
+    sorted_starts, sorted_join = starts[order], join[order]
     x = seqs[order].t()  # (784, B)
     initial = state_select(state, order)
+    sorted_parents = None
+    if parents is not None:
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(count, device=order.device)
+        parent = parents[order]
+        sorted_parents = torch.where(parent >= 0, rank[parent.clamp(min=0)], parent)
     logits = x.new_zeros(last, count)
-    cuts = {int(v) for v in sorted_starts.unique()} | {last}
-    cuts |= set(range(int(sorted_starts[0]), last, max(1, time_chunk)))
+    cuts = {int(v) for v in sorted_join.unique()} | {last}
+    cuts |= set(range(int(sorted_join[0]), last, max(1, time_chunk)))
     snaps, sorted_snaps = None, None
     if snap_times is not None:
         sorted_snaps = snap_times[order]
         cuts |= {int(v) for v in sorted_snaps.unique() if int(v) <= last}
         snaps = state_select(initial, torch.arange(count, device=x.device))  # a copy to overwrite
-        at_start = torch.nonzero(sorted_snaps == sorted_starts).flatten()
+        at_start = torch.nonzero(sorted_snaps == sorted_join).flatten()
         if len(at_start):
             _copy_state(snaps, initial, at_start, at_start)
-    cuts = sorted(c for c in cuts if c >= int(sorted_starts[0]))
+    cuts = sorted(c for c in cuts if c >= int(sorted_join[0]))
     active, running = 0, None
     for t0, t1 in zip(cuts[:-1], cuts[1:]):
-        joined = int(torch.searchsorted(sorted_starts, torch.tensor(t0, device=x.device),
+        joined = int(torch.searchsorted(sorted_join, torch.tensor(t0, device=x.device),
                                         right=True))
         if joined > active:
             new = torch.arange(active, joined, device=x.device)
-            running = _state_cat(running, state_select(initial, new))
+            fresh = state_select(initial, new)
+            if sorted_parents is not None:
+                branches = torch.nonzero(sorted_parents[new] >= 0).flatten()
+                if len(branches):
+                    _copy_state(fresh, running, branches, sorted_parents[new][branches])
+            running = _state_cat(running, fresh)
             active = joined
         out, running = run(x[t0:t1, :active], running)
         logits[t0:t1, :active] = out
@@ -208,6 +225,12 @@ def _joined_scan(model, seqs: torch.Tensor, starts: torch.Tensor, state,
             hit = torch.nonzero(sorted_snaps[:active] == t1).flatten()
             if len(hit):
                 _copy_state(snaps, running, hit, hit)
+    if sorted_parents is not None:
+        # in join order, so that a parent's logits are complete before its branches copy them
+        branches = torch.nonzero(sorted_parents >= 0).flatten()
+        for time in sorted_join[branches].unique().tolist():
+            group = branches[sorted_join[branches] == time]
+            logits[:time, group] = logits[:time, sorted_parents[group]]
     terms = _bce_logits(logits, x[1:])
     valid = torch.arange(last, device=x.device)[:, None] >= sorted_starts[None, :]
     nll_sorted = (terms * valid).sum(0)
@@ -229,7 +252,7 @@ def _copy_state(target, source, target_index, source_index) -> None:
 
 def _suffix_pass(model, x: torch.Tensor, starts: torch.Tensor, state, logit: torch.Tensor,
                  positions: torch.Tensor, values: torch.Tensor, time_chunk: int,
-                 snap_times: torch.Tensor | None = None):
+                 snap_times: torch.Tensor | None = None, tree: bool = False):
     """Score R variants of each image from pixel ``starts[i]`` to 783.
 
     Variant r of image i is x[i] with pixel ``positions[i, j]`` (absolute) set to
@@ -237,6 +260,11 @@ def _suffix_pass(model, x: torch.Tensor, starts: torch.Tensor, state, logit: tor
     R times, its ``logit`` scoring pixel starts[i] (not counted for pixel 0). Returns
     (nll (C, R) of pixels max(starts[i], 1)..783, _Joined in absolute time, whose snapshots are
     taken after pixel ``snap_times[i] - 1`` when given).
+
+    ``tree`` (``values`` = ``_filling_bits(K)``, ``starts`` = the first missing pixels m_1):
+    fillings 0 and 1 start at m_1; filling f > 1 branches off filling f - 2^j at m_{j+1}, j its
+    highest set bit, where they first differ, so that between m_j and m_{j+1} only 2^j distinct
+    sequences run.
     """
     count, variants = len(x), len(values)
     seqs = x[:, None, :].repeat(1, variants, 1)
@@ -247,8 +275,18 @@ def _suffix_pass(model, x: torch.Tensor, starts: torch.Tensor, state, logit: tor
     first = _bce_logits(logit.repeat_interleave(variants),
                         flat.gather(1, flat_starts[:, None])[:, 0])
     snaps = None if snap_times is None else snap_times.repeat_interleave(variants)
+    parents = join_at = None
+    if tree:
+        fillings = torch.arange(variants, device=x.device)
+        top = torch.zeros_like(fillings)  # highest set bit (0 for filling 0)
+        for j in range(1, positions.shape[1]):
+            top[fillings >= 2 ** j] = j
+        local = torch.where(fillings > 1, fillings - 2 ** top, -1)  # 0 and 1 start at m_1
+        base = (torch.arange(count, device=x.device) * variants)[:, None]
+        parents = torch.where(local >= 0, base + local, -1).reshape(-1)
+        join_at = torch.where(fillings > 1, positions[:, top], starts[:, None]).reshape(-1)
     nll, result = _joined_scan(model, flat, flat_starts, state_repeat(state, variants), snaps,
-                               time_chunk)
+                               time_chunk, parents, join_at)
     nll = nll + first * (flat_starts > 0)
     return nll.view(count, variants), result
 
@@ -471,7 +509,7 @@ def exact_posterior(model, masked, truth=None, batch_sequences: int | None = Non
         starts = pos[:, 0] if own_starts else pos[:, 0].min().expand(len(chunk))
         state, logit, prefix_nll = _prefix_pass(model, xs, starts, time_chunk)
         nll, _ = _suffix_pass(model, xs, starts, state, logit, pos,
-                              _filling_bits(k).to(device), time_chunk)
+                              _filling_bits(k).to(device), time_chunk, tree=own_starts)
         nll = nll.double().cpu().numpy()
         suffix[chunk, :2 ** k] = nll
         scores = -nll
