@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 
+from bench_generate import timed  # this folder is on sys.path when a script here runs
 from seqmnist.evaluate import EVAL_BATCH, evaluate
 from seqmnist.inpaint import BATCH_SEQUENCES, exact_posterior
 from seqmnist.models import build_model
@@ -63,12 +62,8 @@ def rate_in_fresh_process(task: str, arch: str, images: int, repeats: int, env: 
 
 
 def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median wall seconds of ``repeats`` calls (bench_generate's timer)."""
+    return timed(fn, repeats)[1]
 
 
 def main() -> None:

@@ -130,14 +130,14 @@ def _state_copy_into(target, source, index: torch.Tensor) -> None:
 
 
 class Stepper:
-    """One recurrent step of a predictor at a time, for generation loops.
+    """The recurrent core of a predictor outside ``model.forward``: one step at a time for
+    generation loops (``__call__``), or known inputs over many steps (``run``).
 
     On CPU the LSTM step is written out (one matmul per layer into a gate buffer, then the cell's
-    elementwise update; tanh of the cell input computed as 2 sigmoid(2a) - 1 inside the one sigmoid
-    call), which runs a single step faster than the fused ``torch.lstm`` call (see
-    benchmarks/bench_generate.py for the sampling time); a GRU
-    calls ``torch.gru`` with the input affine folded in. Elsewhere it defers to ``model(x,
-    state)``. The logits are those of ``model`` in evaluation mode (no dropout) up to rounding.
+    elementwise update in place, tanh computed as 2 sigmoid(2a) - 1), and a single step is the
+    same loop run once (see benchmarks/bench_generate.py for the sampling time); a GRU calls
+    ``torch.gru`` with the input affine folded in. Elsewhere it defers to ``model(x, state)``.
+    The logits are those of ``model`` in evaluation mode (no dropout) up to rounding.
     """
 
     def __init__(self, model):
@@ -164,26 +164,6 @@ class Stepper:
         scale[2 * hidden:3 * hidden] = 2.0
         return ((w_ih * scale[:, None]).t().contiguous(), (w_hh * scale[:, None]).t().contiguous(),
                 (b_ih + b_hh) * scale)
-
-    def _lstm_step(self, x: torch.Tensor, state):
-        h_all, c_all = state
-        hidden = h_all.shape[-1]
-        layer_input, hs, cs = x.view(-1, 1), [], []
-        for layer, (w_in_t, w_hh_t, bias) in enumerate(self.cells):
-            gates = torch.addmm(bias, h_all[layer], w_hh_t)
-            if layer == 0 and w_in_t.shape[0] == 1:
-                gates.addcmul_(layer_input, w_in_t)      # the folded scalar input
-            else:
-                gates.addmm_(layer_input, w_in_t)
-            gates.sigmoid_()
-            i, f, g, o = gates.split(hidden, dim=1)
-            g.mul_(2.0).sub_(1.0)                         # tanh(a) = 2 sigmoid(2a) - 1
-            c = torch.addcmul(f * c_all[layer], i, g)
-            h = o * torch.tanh(c)
-            hs.append(h)
-            cs.append(c)
-            layer_input = h
-        return layer_input, (torch.stack(hs), torch.stack(cs))
 
     @property
     def written_out(self) -> bool:
@@ -239,12 +219,11 @@ class Stepper:
             out, state = self.model(x.view(1, -1, 1), state)
             return out[0], state
         if self.lstm:
-            out, state = self._lstm_step(x, state)
-        else:
-            out, state = torch.gru(x.view(1, -1, 1), state, self.weights, True, self.layers, 0.0,
-                                   False, False, False)
-            out = out[0]
-        return F.linear(out, self.head_weight, self.head_bias)[:, 0], state
+            logits, state = self.run(x.view(1, -1), state)
+            return logits[0], state
+        out, state = torch.gru(x.view(1, -1, 1), state, self.weights, True, self.layers, 0.0,
+                               False, False, False)
+        return F.linear(out[0], self.head_weight, self.head_bias)[:, 0], state
 
 
 @dataclass
