@@ -378,3 +378,22 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         data.atomic_write_bytes(path, fails)
     assert path.read_bytes() == b"old"
     assert leftovers(tmp_path) == []
+
+
+def test_shift_images_translates_with_zero_fill(mnist):
+    import torch
+
+    pixels = torch.from_numpy(mnist.train.x[:6]).float()
+    images = pixels.reshape(-1, 28, 28)
+    shifts = torch.tensor([[0, 0], [1, 0], [0, -2], [-1, 2], [2, 2], [-2, -1]])
+    moved = data.shift_images(pixels, shifts, 2).reshape(-1, 28, 28)
+    assert torch.equal(moved[0], images[0])
+    assert torch.equal(moved[1, 1:], images[1, :-1]) and not moved[1, 0].any()
+    assert torch.equal(moved[2, :, :-2], images[2, :, 2:]) and not moved[2, :, -2:].any()
+    assert torch.equal(moved[3, :-1, 2:], images[3, 1:, :-2])
+    assert not moved[3, -1].any() and not moved[3, :, :2].any()
+    assert set(moved.unique().tolist()) <= {0.0, 1.0}
+    # ink that stays inside the frame is all kept
+    for image, out, (dy, dx) in zip(images, moved, shifts.tolist()):
+        kept = torch.roll(image, (dy, dx), (0, 1))
+        assert out.sum() <= image.sum() and out.sum() <= kept.sum()

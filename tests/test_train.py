@@ -169,3 +169,51 @@ def test_a_run_without_checkpoint_does_not_overwrite_trained_weights(tmp_path, m
     with pytest.raises(CheckpointError, match="no checkpoint to resume"):
         train(config, tmp_path / "run", tmp_path / "w.safetensors", progress=False, mnist=mnist)
     assert (tmp_path / "w.safetensors").read_bytes() == shipped
+
+
+def test_each_epoch_records_its_hardware_and_older_epochs_take_the_sidecars(tmp_path, mnist):
+    """A run resumed on other hardware (CPU, then a GPU) names both in its sidecar."""
+    import json
+
+    from seqmnist.weights import hardware
+
+    config = TrainConfig(**TINY)
+    run, weights = tmp_path / "run", tmp_path / "w.safetensors"
+    train(config, run, weights, until_epoch=1, progress=False, mnist=mnist)
+    # make the run look as if its first epoch was trained before epochs named their hardware
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    for record in payload["state"]["history"]:
+        del record["hardware"]
+    torch.save(payload, run / "checkpoint.pt")
+    side = weights.with_suffix(".json")
+    side.write_text(json.dumps(dict(json.loads(side.read_text()), hardware="cpu: an older machine")))
+    train(config, run, weights, progress=False, mnist=mnist)
+    _, meta = load_weights(weights)
+    assert [r["hardware"] for r in meta["history"]] == ["cpu: an older machine", hardware("cpu")]
+    assert meta["hardware"] == f"cpu: an older machine + {hardware('cpu')}"
+
+
+def test_augmented_run_resumes_exactly_and_old_checkpoints_take_new_fields_defaults(tmp_path, mnist):
+    """Shifted batches are drawn from (seed, epoch, batch), so a stopped and resumed run with
+    ``shift`` ends where an uninterrupted one does; a checkpoint saved before ``shift`` existed
+    resumes as shift 0."""
+    config = TrainConfig(**dict(TINY, shift=2))
+    whole = train(config, tmp_path / "a", progress=False, mnist=mnist)
+    train(config, tmp_path / "b", deadline=time.time(), progress=False, mnist=mnist)
+    resumed = train(config, tmp_path / "b", progress=False, mnist=mnist)
+    assert resumed.step == whole.step
+    a, b = final_state(tmp_path / "a"), final_state(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = train(TrainConfig(**TINY), tmp_path / "c", progress=False, mnist=mnist)
+    assert plain.history[-1]["train_loss"] != whole.history[-1]["train_loss"]
+
+    old = TrainConfig(**dict(TINY, epochs=1))
+    train(old, tmp_path / "d", progress=False, mnist=mnist)
+    payload = torch.load(tmp_path / "d" / "checkpoint.pt", weights_only=True)
+    del payload["config"]["shift"]
+    torch.save(payload, tmp_path / "d" / "checkpoint.pt")
+    state = train(TrainConfig(**TINY), tmp_path / "d", progress=False, mnist=mnist, extend=True)
+    assert state.epoch == 2
+    with pytest.raises(CheckpointError, match="shift"):
+        train(TrainConfig(**dict(TINY, shift=1, epochs=3)), tmp_path / "d", progress=False,
+              mnist=mnist, extend=True)

@@ -397,6 +397,23 @@ def load_mnist(source: str = "wheel", idx_dir: str | Path | None = None,
     return mnist
 
 
+def shift_images(pixels, shifts, max_shift: int):
+    """Translate each image of ``pixels`` (N, 784) by its own ``shifts`` (N, 2) integer (rows down,
+    columns right), each in [-max_shift, max_shift]; ink moved past the border is lost, new pixels
+    are 0. Binary images stay binary (the classifiers' training augmentation)."""
+    import torch
+    import torch.nn.functional as F
+
+    count = pixels.shape[0]
+    padded = F.pad(pixels.reshape(count, SIDE, SIDE), (max_shift,) * 4)
+    grid = torch.arange(SIDE, device=pixels.device) + max_shift
+    shifts = shifts.to(pixels.device)
+    rows = (grid - shifts[:, :1])[:, :, None]
+    cols = (grid - shifts[:, 1:])[:, None, :]
+    batch = torch.arange(count, device=pixels.device)[:, None, None]
+    return padded[batch, rows, cols].reshape(count, SIDE * SIDE)
+
+
 def first_ink_steps(x: np.ndarray) -> np.ndarray:
     """Index of the first 1-pixel of each sequence (784 for an empty image)."""
     x = np.asarray(x)

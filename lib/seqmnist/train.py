@@ -28,11 +28,12 @@ from pathlib import Path
 
 import torch
 
-from .data import load_mnist
+from .data import load_mnist, shift_images
 from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate
 from .models import TASKS, build_model, canonical_arch
-from .weights import code_version, hardware, save_weights, write_sidecar
+from .weights import (code_version, hardware, hardware_summary, read_sidecar, save_weights,
+                      sidecar_path, write_sidecar)
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -55,6 +56,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.02
     clip: float = 1.0              # gradient-norm clip; 0 disables
     dropout: float = 0.0
+    shift: int = 0                 # augmentation: translate each training image by up to this many
+                                   # pixels in each direction (0: none)
     init: str = "chrono"
     seed: int = 0
     train_size: int = 0            # 0: all 55,000 training images; else the first N (sweeps, tests)
@@ -76,6 +79,7 @@ class TrainConfig:
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
             (self.clip >= 0, "clip must be >= 0"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (0 <= self.shift < 28, "shift must be in [0, 28)"),
             (self.init in ("chrono", "default"), "init must be 'chrono' or 'default'"),
             (self.train_size >= 0 and self.val_size >= 0, "train_size and val_size must be >= 0"),
         ]
@@ -125,6 +129,13 @@ def epoch_order(config: TrainConfig, epoch: int, count: int) -> torch.Tensor:
     return torch.randperm(count, generator=generator)
 
 
+def batch_shifts(config: TrainConfig, epoch: int, position: int, count: int) -> torch.Tensor:
+    """The (count, 2) translations of one batch: a function of (seed, epoch, batch), like the
+    order, so that a resumed run draws the same ones."""
+    generator = torch.Generator().manual_seed((config.seed * 1_000 + epoch) * 1_000_003 + position)
+    return torch.randint(-config.shift, config.shift + 1, (count, 2), generator=generator)
+
+
 @dataclass
 class RunState:
     epoch: int = 0            # completed epochs
@@ -167,6 +178,9 @@ def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: 
     except Exception as error:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})") from None
     requested = config.to_dict()
+    # a field added after the checkpoint was made takes its default (the run did without it)
+    defaults = TrainConfig(task=saved.get("task", config.task), arch=saved.get("arch", config.arch))
+    saved = {**defaults.to_dict(), **saved}
     diff = {k: (saved.get(k), v) for k, v in requested.items() if saved.get(k) != v}
     if set(diff) == {"epochs"} and extend and config.epochs > saved["epochs"]:
         old = TrainConfig(**saved)
@@ -253,6 +267,7 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(x_train)} training images")
     if checkpoint.exists():
         state = load_checkpoint(checkpoint, config, model, optimizer, batches, extend)
+        _backfill_hardware(state, weights_path)
     else:
         _refuse_to_overwrite(weights_path, config)
         state = RunState()
@@ -271,7 +286,11 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
             while state.position < batches:
                 started = time.time()
                 index = order[state.position * config.batch_size:(state.position + 1) * config.batch_size]
-                x = x_train[index].t().unsqueeze(-1)
+                pixels = x_train[index]
+                if config.shift:
+                    shifts = batch_shifts(config, state.epoch, state.position, len(index))
+                    pixels = shift_images(pixels, shifts, config.shift)
+                x = pixels.t().unsqueeze(-1)
                 lr = learning_rate(config, state.step, total_steps,
                                    tuple(state.schedule_anchor) if state.schedule_anchor else None)
                 for group in optimizer.param_groups:
@@ -337,6 +356,16 @@ def _refuse_to_overwrite(weights_path, config: TrainConfig) -> None:
             f"no checkpoint to resume; move or delete those weights to train from scratch")
 
 
+def _backfill_hardware(state: RunState, weights_path) -> None:
+    """Epochs recorded before the history named its hardware took the sidecar's one value."""
+    if weights_path is None or all("hardware" in r for r in state.history):
+        return
+    if sidecar_path(weights_path).exists():
+        earlier = read_sidecar(weights_path).get("hardware")
+        for record in state.history:
+            record.setdefault("hardware", earlier)
+
+
 def _epoch_line(config: TrainConfig, record: dict) -> str:
     text = (f"{config.name} epoch {record['epoch']}/{config.epochs}: train loss "
             f"{record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
@@ -355,6 +384,7 @@ def _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, m
         "samples_per_s": state.epoch_samples / max(state.epoch_seconds, 1e-9),
         "epoch_seconds": state.epoch_seconds,
         "wall_seconds": state.wall_seconds,
+        "hardware": hardware(device),
     }
     if config.task == "classify":
         record["train_accuracy"] = state.epoch_correct / state.epoch_samples
@@ -380,7 +410,7 @@ def _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, m
         "history": state.history,
         "extensions": state.extensions,
         "wall_seconds": state.wall_seconds,
-        "hardware": hardware(),
+        "hardware": hardware_summary(state.history),
         "torch": torch.__version__,
         "code_version": code_version(),
     }

@@ -46,10 +46,20 @@ def code_version() -> str:
         return "unknown"
 
 
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
+def hardware(device: torch.device | str | None = None) -> str:
+    """What ``device`` is (default: CUDA if available, else the CPU), in words."""
+    kind = torch.device(device).type if device is not None else (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def hardware_summary(history: list[dict]) -> str:
+    """The distinct hardware of a run's epochs, in order ("cpu: ... + cuda: ..." for a run that
+    moved to a GPU)."""
+    seen = [record["hardware"] for record in history if record.get("hardware")]
+    return " + ".join(dict.fromkeys(seen)) or "unknown"
 
 
 def save_weights(model: torch.nn.Module, path: Path, metadata: dict) -> None:
