@@ -59,3 +59,21 @@ def test_outputs_manifest_round_trip(tmp_path, capsys):
     nbk.show_outputs(tmp_path, "task", ["t", "missing", "p"])
     with pytest.raises(ConfigError, match="run the task notebook first"):
         nbk.show_outputs(tmp_path, "nothing")
+
+
+def test_recipe_table_puts_each_first_run_beside_the_shipped_one():
+    from seqmnist.tables import recipe_table
+
+    def sidecar(epochs, shift, train_loss, val_loss, accuracy=None):
+        validation = {"loss": val_loss, **({} if accuracy is None else {"accuracy": accuracy})}
+        return {"epochs_trained": epochs, "config": {"shift": shift},
+                "history": [{"train_loss": 9.0}, {"train_loss": train_loss}],
+                "validation": validation}
+
+    first = {"lstm-1x64": sidecar(25, 0, 0.03, 0.0732, 0.9766), "gru-1x32": None}
+    shipped = {"lstm-1x64": sidecar(40, 2, 0.05, 0.0721, 0.9774)}
+    rows = [line for line in recipe_table(first, shipped).splitlines() if "lstm-1x64" in line]
+    assert rows == ["| lstm-1x64 | first | 25 | 0 | 0.0300 | 0.0732 | 97.66 % |",
+                    "| lstm-1x64 | shipped | 40 | 2 | 0.0500 | 0.0721 | 97.74 % |"]
+    assert "gru-1x32" not in recipe_table(first, shipped)
+    assert "| - |" in recipe_table({"a": sidecar(30, 0, 0.1, 0.1)}, {})

@@ -6,6 +6,7 @@ seconds; both go through ``evaluate_file``'s cache.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .evaluate import evaluate_file
@@ -51,10 +52,22 @@ def training_histories(task: str, archs, weights_dir="weights") -> dict:
     return histories
 
 
+def first_campaign_sidecars(task: str, archs, weights_dir="weights") -> dict:
+    """Architecture -> sidecar of its run in the first campaign (None if it had none). They are
+    kept in weights/sweeps/campaign1/ as the record of how the shipped recipe was chosen."""
+    folder = resolve(weights_dir) / "sweeps" / "campaign1"
+    found = {}
+    for arch in archs:
+        path = folder / f"{task}-{arch}.json"
+        found[arch] = json.loads(path.read_text()) if path.exists() else None
+    return found
+
+
 def best_of(results: dict, archs) -> str | None:
-    """The architecture with the highest test accuracy among those evaluated."""
+    """The architecture with the highest validation accuracy (from its sidecar) among those
+    evaluated: chosen without looking at the test set."""
     scored = [a for a in archs if results.get(a)]
-    return max(scored, key=lambda a: results[a]["test"]["accuracy"], default=None)
+    return max(scored, key=lambda a: results[a]["meta"]["validation"]["accuracy"], default=None)
 
 
 def comparison_paragraph(results: dict, archs, baselines, mnist=None) -> str:

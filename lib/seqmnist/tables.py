@@ -56,6 +56,27 @@ def training_table(sidecars: dict) -> str:
     return markdown_table(["model", "epochs", "best epoch", "lr", "train hours", "hardware"], rows)
 
 
+def recipe_table(first: dict, shipped: dict) -> str:
+    """The first campaign's runs against the shipped ones, on the validation split: epochs, shift
+    augmentation, last epoch's training loss, best validation loss (and accuracy). ``first`` and
+    ``shipped`` map an architecture to its sidecar (None: absent); rows for ``first``'s keys."""
+    rows = []
+    for arch, earlier in first.items():
+        for label, meta in (("first", earlier), ("shipped", shipped.get(arch))):
+            if meta is None:
+                continue
+            history = meta.get("history") or [{}]
+            validation = meta.get("validation", {})
+            accuracy = validation.get("accuracy")
+            rows.append([arch, label, str(meta.get("epochs_trained", "?")),
+                         str(meta.get("config", {}).get("shift", 0)),
+                         f"{history[-1].get('train_loss', float('nan')):.4f}",
+                         f"{validation.get('loss', float('nan')):.4f}",
+                         "-" if accuracy is None else f"{100 * accuracy:.2f} %"])
+    return markdown_table(["model", "campaign", "epochs", "shift (pixels)", "last training loss",
+                           "best validation loss", "best validation accuracy"], rows)
+
+
 def baseline_table(results: dict, archs, baselines) -> str:
     """Whole-image models beside the best LSTM and the best GRU reader (test and train)."""
     from .results import BASELINE_NAMES, best_of
