@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data test report evaluate campaign status bench clean
+.PHONY: setup data test report evaluate campaign campaign-gpu status bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,9 @@ report: setup
 BUDGET ?= 150
 campaign: data
 	@$(PY) -m seqmnist campaign run --budget-minutes $(BUDGET)
+
+campaign-gpu: data
+	@$(PY) -m seqmnist campaign run --budget-minutes $(BUDGET) --device cuda --workers 16 --chunk-epochs 1000
 
 status: setup
 	@$(PY) -m seqmnist campaign status
