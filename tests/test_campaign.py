@@ -56,7 +56,8 @@ def test_declared_campaign_covers_the_assignment(monkeypatch):
     for cell in ("lstm", "gru"):
         for size in ("1x32", "1x64", "1x128", "3x32"):
             assert f"classify-{cell}-{size}" in names
-    assert {f"predict-lstm-{s}" for s in ("1x32", "1x64", "1x128", "3x32")} <= names
+    for cell in ("lstm", "gru"):
+        assert {f"predict-{cell}-{s}" for s in ("1x32", "1x64", "1x128", "3x32")} <= names
     assert {"classify-cnn", "classify-mlp"} <= names
 
 

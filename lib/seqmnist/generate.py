@@ -158,12 +158,16 @@ class Stepper:
 
     @staticmethod
     def _lstm_layer(w_ih, w_hh, b_ih, b_hh):
-        """(W_ih^T, W_hh^T, bias) with the cell-input rows doubled (gate order i, f, g, o)."""
+        """(weights, bias) of one layer for ``run``: W^T with the cell-input rows doubled (gate order
+        i, f, g, o). A scalar-input layer (the first, input affine folded in) stacks W_hh^T over
+        the input row, so that one matmul of [h, x] takes both; others keep (W_ih^T, W_hh^T)."""
         hidden = w_hh.shape[1]
         scale = torch.ones(4 * hidden, dtype=w_hh.dtype)
         scale[2 * hidden:3 * hidden] = 2.0
-        return ((w_ih * scale[:, None]).t().contiguous(), (w_hh * scale[:, None]).t().contiguous(),
-                (b_ih + b_hh) * scale)
+        w_in_t, w_hh_t = (w_ih * scale[:, None]).t(), (w_hh * scale[:, None]).t()
+        weights = (torch.cat([w_hh_t, w_in_t]).contiguous() if w_ih.shape[1] == 1
+                   else (w_in_t.contiguous(), w_hh_t.contiguous()))
+        return weights, (b_ih + b_hh) * scale
 
     @property
     def written_out(self) -> bool:
@@ -185,31 +189,43 @@ class Stepper:
         h_all, c_all = state
         hidden = h_all.shape[-1]
         logits = inputs.new_empty(steps, batch)
+        if steps == 0:
+            return logits, state
         gates = inputs.new_empty(batch, 4 * hidden)
         squashed = inputs.new_empty(batch, hidden)
         # a layer's h is read by the next step after the layer above has used it: two buffers per
-        # layer, written alternately (no per-step or per-call (T, B, H) allocation: page faults)
-        spare = [inputs.new_empty(2, batch, hidden) for _ in self.cells]
+        # layer, written alternately (no per-step or per-call (T, B, H) allocation: page faults).
+        # The first layer's buffers carry one more column, the pixel its next step reads.
+        spare = [inputs.new_empty(2, batch, hidden + (layer == 0)) for layer in range(self.layers)]
+        spare[0][1, :, :hidden] = h_all[0]
+        spare[0][1, :, hidden] = inputs[0]
         head = self.head_weight[0]
-        hs = list(h_all.unbind(0))
+        hs = [spare[0][1]] + list(h_all.unbind(0))[1:]
         cs = [c.clone() for c in c_all.unbind(0)]
         for t in range(steps):
-            layer_input = inputs[t]
-            for layer, (w_in_t, w_hh_t, bias) in enumerate(self.cells):
-                torch.addmm(bias, hs[layer], w_hh_t, out=gates)
-                if layer == 0 and w_in_t.shape[0] == 1:
-                    gates.addr_(layer_input, w_in_t[0])   # the folded scalar input
+            for layer, (weights, bias) in enumerate(self.cells):
+                if layer == 0:
+                    torch.addmm(bias, hs[0], weights, out=gates)   # [h, x] @ [W_hh; W_in]
                 else:
-                    gates.addmm_(layer_input, w_in_t)
+                    torch.addmm(bias, hs[layer], weights[1], out=gates)
+                    gates.addmm_(layer_input, weights[0])
                 gates.sigmoid_()
                 i, f, g, o = gates.split(hidden, dim=1)
-                g.mul_(2.0).sub_(1.0)                      # tanh(a) = 2 sigmoid(2a) - 1
-                c = cs[layer].mul_(f).addcmul_(i, g)
+                # c = f c + i tanh(a_g) with tanh(a) = 2 sigmoid(2a) - 1 (the g rows are doubled)
+                c = cs[layer].mul_(f).addcmul_(i, g, value=2.0).sub_(i)
                 torch.mul(c, 2.0, out=squashed).sigmoid_().mul_(2.0).sub_(1.0)
-                h = torch.mul(o, squashed, out=spare[layer][t % 2])
-                hs[layer] = layer_input = h
+                buffer = spare[layer][t % 2]
+                h = torch.mul(o, squashed, out=buffer[:, :hidden])
+                if layer == 0:
+                    if t + 1 < steps:
+                        buffer[:, hidden] = inputs[t + 1]
+                    hs[0] = buffer
+                else:
+                    hs[layer] = h
+                layer_input = h
             torch.mv(layer_input, head, out=logits[t])
         logits += self.head_bias
+        hs[0] = hs[0][:, :hidden]
         return logits, (torch.stack(hs), torch.stack(cs))
 
     @torch.no_grad()

@@ -150,6 +150,47 @@ def _prefix_pass(model, x: torch.Tensor, starts: torch.Tensor, time_chunk: int):
     return result.snapshots, logit, nll
 
 
+def _shrinking_prefix_pass(model, x: torch.Tensor, starts: torch.Tensor, block: int):
+    """``_prefix_pass`` for many images at once, for the written-out step (short calls are cheap).
+
+    Images go ``block`` at a time, longest prefix first; the batch shrinks as images reach their
+    start, whose state then stays where it is. The prefixes cost sum(starts) recurrent steps, at up
+    to ``block`` sequences per step instead of a posterior chunk's few dozen images.
+    """
+    count = len(x)
+    state = model.core.initial_state(count, x.device, x.dtype)
+    logit, nll = x.new_zeros(count), x.new_zeros(count)
+    run = Stepper(model).run
+    order = torch.argsort(starts, descending=True, stable=True)
+    for first in range(0, count, block):
+        rows = order[first:first + block]
+        ends = starts[rows]  # descending
+        longest = int(ends[0])
+        if longest == 0:
+            continue
+        seqs = x[rows, :longest].t()
+        logits = x.new_zeros(longest, len(rows))
+        running = model.core.initial_state(len(rows), x.device, x.dtype)
+        cuts = sorted({int(v) for v in ends.unique()} | {0})
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            active = int((ends > t0).sum())  # the first rows: every one of them ends at t1 or later
+            part = tuple(s[:, :active] for s in running) if isinstance(running, tuple) \
+                else running[:, :active]
+            out, part = run(seqs[t0:t1, :active], part)
+            logits[t0:t1, :active] = out
+            for target, source in (zip(running, part) if isinstance(running, tuple)
+                                   else [(running, part)]):
+                target[:, :active] = source
+        _copy_state(state, running, rows, torch.arange(len(rows), device=x.device))
+        columns = torch.arange(len(rows), device=x.device)
+        logit[rows] = logits[(ends - 1).clamp(min=0), columns] * (ends > 0)
+        if longest > 1:
+            terms = _bce_logits(logits[:-1], seqs[1:])  # row j: pixel j + 1
+            valid = torch.arange(longest - 1, device=x.device)[:, None] < (ends - 1)[None, :]
+            nll[rows] = (terms * valid).sum(0)
+    return state, logit, nll
+
+
 def _state_cat(first, second):
     if first is None:
         return second
@@ -498,6 +539,9 @@ def exact_posterior(model, masked, truth=None, batch_sequences: int | None = Non
     device = x.device
     batch_sequences = _batch_sequences(batch_sequences, model, device)
     own_starts = Stepper(model).written_out
+    if own_starts:  # every image's known prefix at once, in large batches
+        shared = _shrinking_prefix_pass(model, x, torch.as_tensor(positions[:, 0], device=device),
+                                        batch_sequences)
     bar = _progress(count, "posterior", progress)
     for k, chunk in _chunks(counts, positions[:, 0], lambda k: batch_sequences // 2 ** k):
         idx = torch.as_tensor(chunk, device=device)
@@ -507,8 +551,12 @@ def exact_posterior(model, masked, truth=None, batch_sequences: int | None = Non
         # (the written-out CPU LSTM step); otherwise the whole chunk branches at its earliest one,
         # so that the fused call runs a few long chunks: the known pixels from there to an image's
         # own first missing one are scored alike in every filling (exact, a few wasted steps).
-        starts = pos[:, 0] if own_starts else pos[:, 0].min().expand(len(chunk))
-        state, logit, prefix_nll = _prefix_pass(model, xs, starts, time_chunk)
+        if own_starts:
+            starts = pos[:, 0]
+            state, logit, prefix_nll = state_select(shared[0], idx), shared[1][idx], shared[2][idx]
+        else:
+            starts = pos[:, 0].min().expand(len(chunk))
+            state, logit, prefix_nll = _prefix_pass(model, xs, starts, time_chunk)
         nll, _ = _suffix_pass(model, xs, starts, state, logit, pos,
                               _filling_bits(k).to(device), time_chunk, tree=own_starts)
         nll = nll.double().cpu().numpy()
