@@ -13,9 +13,10 @@ because every factor with t < m_1 is the same for all fillings and cancels. Fill
 numbered ``f = sum_j x_{m_j} 2^(j - 1)`` (bit j - 1 = the j-th missing pixel in reading order).
 The engine runs the known prefix x_0..x_{s - 1} once per image, repeats its state, and runs the
 fillings from pixel s to the end as one batch, so an image costs at most s + 2^K (784 - s)
-recurrent steps instead of 2^K * 784. Images go in batches sorted by m_1. On CPU an LSTM runs the written-out step
-(``generate.Stepper.run``), for which short calls are cheap: s is the image's own m_1, and the
-fillings branch off each other where they first differ (filling f > 1 joins at m_{j+1}, j its
+recurrent steps instead of 2^K * 784. Images go in batches sorted by m_1. On CPU an LSTM runs the
+written-out step (``generate.Stepper.run``), for which short calls are cheap: s is the image's
+own m_1, all images' prefixes run first in large batches that shrink as images reach their s,
+and the fillings branch off each other where they first differ (filling f > 1 joins at m_{j+1}, j its
 highest set bit, from the running state of f - 2^j), so only 2^j distinct sequences run between
 m_j and m_{j+1}. Otherwise s is the batch's smallest m_1 (the few known pixels between s and an
 image's own m_1 are scored alike in every filling, exact), so that the fused recurrent call runs a
