@@ -109,7 +109,8 @@ def test_checkpoint_errors(tmp_path, mnist):
 
 @pytest.mark.parametrize("bad", [dict(lr=-1.0), dict(epochs=0), dict(optimizer="rmsprop"),
                                  dict(schedule="step"), dict(clip=-1.0), dict(arch="lstm-x"),
-                                 dict(task="regress")])
+                                 dict(task="regress"), dict(shift=-1), dict(select="f1"),
+                                 dict(task="predict", select="accuracy")])
 def test_nonsensical_config_is_refused(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**{**TINY, **bad})
@@ -217,3 +218,16 @@ def test_augmented_run_resumes_exactly_and_old_checkpoints_take_new_fields_defau
     with pytest.raises(CheckpointError, match="shift"):
         train(TrainConfig(**dict(TINY, shift=1, epochs=3)), tmp_path / "d", progress=False,
               mnist=mnist, extend=True)
+
+
+def test_the_shipped_epoch_is_the_best_by_the_selected_validation_metric():
+    from seqmnist.train import _improves
+
+    best = {"loss": 0.20, "accuracy": 0.980}
+    later = {"loss": 0.25, "accuracy": 0.985}   # overfitting: loss up, accuracy up
+    tie = {"loss": 0.19, "accuracy": 0.980}
+    by_loss, by_accuracy = TrainConfig(**TINY), TrainConfig(**dict(TINY, select="accuracy"))
+    assert not _improves(by_loss, later, best) and _improves(by_accuracy, later, best)
+    assert _improves(by_loss, tie, best) and _improves(by_accuracy, tie, best)
+    assert not _improves(by_accuracy, {"loss": 0.21, "accuracy": 0.980}, best)
+    assert _improves(by_accuracy, later, {})  # the first epoch always ships

@@ -247,7 +247,8 @@ def metrics_markdown(rows: list[dict], skipped: list[dict] | None = None,
              f"Written by `python -m seqmnist evaluate`. {scope} Binarized MNIST (threshold "
              f"0.1); losses in nats. Epochs are trained/planned (fewer: the campaign "
              f"has not finished the run); each model ships the weights of its epoch with the "
-             f"lowest validation loss.", ""]
+             f"lowest validation loss, or the highest validation accuracy where its config "
+             f"says `select: accuracy`.", ""]
 
     def info(r):
         # trained/planned: weights of an unfinished run are visibly partial

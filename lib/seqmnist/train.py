@@ -58,6 +58,8 @@ class TrainConfig:
     dropout: float = 0.0
     shift: int = 0                 # augmentation: translate each training image by up to this many
                                    # pixels in each direction (0: none)
+    select: str = "loss"           # the epoch whose weights ship: lowest validation "loss", or
+                                   # highest validation "accuracy" (classifiers; ties: lower loss)
     init: str = "chrono"
     seed: int = 0
     train_size: int = 0            # 0: all 55,000 training images; else the first N (sweeps, tests)
@@ -80,6 +82,8 @@ class TrainConfig:
             (self.clip >= 0, "clip must be >= 0"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (0 <= self.shift < 28, "shift must be in [0, 28)"),
+            (self.select == "loss" or (self.select == "accuracy" and self.task == "classify"),
+             "select must be 'loss', or 'accuracy' for a classifier"),
             (self.init in ("chrono", "default"), "init must be 'chrono' or 'default'"),
             (self.train_size >= 0 and self.val_size >= 0, "train_size and val_size must be >= 0"),
         ]
@@ -356,6 +360,15 @@ def _refuse_to_overwrite(weights_path, config: TrainConfig) -> None:
             f"no checkpoint to resume; move or delete those weights to train from scratch")
 
 
+def _improves(config: TrainConfig, val: dict, best: dict) -> bool:
+    """Whether this epoch's validation metrics beat the shipped epoch's, by ``config.select``."""
+    if not best:
+        return True
+    if config.select == "accuracy":
+        return (val["accuracy"], -val["loss"]) > (best["accuracy"], -best["loss"])
+    return val["loss"] < best["loss"]
+
+
 def _backfill_hardware(state: RunState, weights_path) -> None:
     """Epochs recorded before the history named its hardware took the sidecar's one value."""
     if weights_path is None or all("hardware" in r for r in state.history):
@@ -394,7 +407,7 @@ def _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, m
     state.position = 0
     state.epoch_loss = state.epoch_seconds = 0.0
     state.epoch_correct = state.epoch_samples = 0
-    improved = val["loss"] < state.best_val_loss
+    improved = _improves(config, val, state.best_validation)
     if improved:
         state.best_val_loss = val["loss"]
         state.best_epoch = state.epoch
