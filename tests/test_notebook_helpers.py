@@ -76,4 +76,12 @@ def test_recipe_table_puts_each_first_run_beside_the_shipped_one():
     assert rows == ["| lstm-1x64 | first | 25 | 0 | 0.0300 | 0.0732 | 97.66 % |",
                     "| lstm-1x64 | shipped | 40 | 2 | 0.0500 | 0.0721 | 97.74 % |"]
     assert "gru-1x32" not in recipe_table(first, shipped)
-    assert "| - |" in recipe_table({"a": sidecar(30, 0, 0.1, 0.1)}, {})
+    assert "accuracy" not in recipe_table({"a": sidecar(30, 0, 0.1, 0.1)}, {})  # predictors
+
+
+def test_short_hardware_names():
+    from seqmnist.tables import short_hardware
+
+    assert short_hardware("cuda: NVIDIA H200 + cpu: x86_64, 2 cores") == "NVIDIA H200 + 2-core CPU"
+    assert short_hardware("cpu: arm64, 16 cores") == "16-core CPU"
+    assert short_hardware("?") == "?"

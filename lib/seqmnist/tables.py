@@ -6,6 +6,8 @@ the evaluation functions, or to None for a model that has no shipped weights yet
 
 from __future__ import annotations
 
+import re
+
 from .notebook import markdown_table
 
 SIZES = ("1x32", "1x64", "1x128", "3x32")
@@ -42,6 +44,15 @@ def prediction_table(cell: str, metrics: dict) -> str:
     return markdown_table([f"Model: {cell.upper()}", *SIZE_HEADERS], rows)
 
 
+def short_hardware(text: str) -> str:
+    """'cuda: NVIDIA H200 + cpu: x86_64, 2 cores' -> 'NVIDIA H200 + 2-core CPU' (narrow columns)."""
+    parts = []
+    for part in text.split(" + "):
+        cores = re.fullmatch(r"cpu: .*, (\d+) cores", part)
+        parts.append(f"{cores[1]}-core CPU" if cores else part.removeprefix("cuda: "))
+    return " + ".join(parts)
+
+
 def training_table(sidecars: dict) -> str:
     """Epochs, best epoch, training time and hardware of each shipped model, from its sidecar."""
     rows = []
@@ -52,7 +63,8 @@ def training_table(sidecars: dict) -> str:
         config = meta.get("config", {})
         rows.append([name, f"{meta.get('epochs_trained', 0)}/{config.get('epochs', '?')}",
                      meta.get("best_epoch", "?"), f"{config.get('lr', 0):g}",
-                     f"{meta.get('wall_seconds', 0) / 3600:.2f}", meta.get("hardware", "?")])
+                     f"{meta.get('wall_seconds', 0) / 3600:.2f}",
+                     short_hardware(meta.get("hardware", "?"))])
     return markdown_table(["model", "epochs", "best epoch", "lr", "train hours", "hardware"], rows)
 
 
@@ -60,21 +72,25 @@ def recipe_table(first: dict, shipped: dict) -> str:
     """The first campaign's runs against the shipped ones, on the validation split: epochs, shift
     augmentation, last epoch's training loss, best validation loss (and accuracy). ``first`` and
     ``shipped`` map an architecture to its sidecar (None: absent); rows for ``first``'s keys."""
-    rows = []
+    rows, accuracies = [], []
     for arch, earlier in first.items():
         for label, meta in (("first", earlier), ("shipped", shipped.get(arch))):
             if meta is None:
                 continue
             history = meta.get("history") or [{}]
             validation = meta.get("validation", {})
-            accuracy = validation.get("accuracy")
+            accuracies.append(validation.get("accuracy"))
             rows.append([arch, label, str(meta.get("epochs_trained", "?")),
                          str(meta.get("config", {}).get("shift", 0)),
                          f"{history[-1].get('train_loss', float('nan')):.4f}",
-                         f"{validation.get('loss', float('nan')):.4f}",
-                         "-" if accuracy is None else f"{100 * accuracy:.2f} %"])
-    return markdown_table(["model", "campaign", "epochs", "shift (pixels)", "last training loss",
-                           "best validation loss", "best validation accuracy"], rows)
+                         f"{validation.get('loss', float('nan')):.4f}"])
+    headers = ["model", "campaign", "epochs", "shift (pixels)", "last training loss",
+               "best validation loss"]
+    if any(a is not None for a in accuracies):  # classifiers
+        headers.append("best validation accuracy")
+        for row, accuracy in zip(rows, accuracies):
+            row.append("-" if accuracy is None else f"{100 * accuracy:.2f} %")
+    return markdown_table(headers, rows)
 
 
 def baseline_table(results: dict, archs, baselines) -> str:
