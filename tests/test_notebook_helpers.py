@@ -61,22 +61,35 @@ def test_outputs_manifest_round_trip(tmp_path, capsys):
         nbk.show_outputs(tmp_path, "nothing")
 
 
-def test_recipe_table_puts_each_first_run_beside_the_shipped_one():
+def test_recipe_table_lists_every_campaigns_run_and_which_ships(tmp_path):
+    import json
+
+    from seqmnist.results import campaign_runs
     from seqmnist.tables import recipe_table
 
     def sidecar(epochs, shift, train_loss, val_loss, accuracy=None):
         validation = {"loss": val_loss, **({} if accuracy is None else {"accuracy": accuracy})}
-        return {"epochs_trained": epochs, "config": {"shift": shift},
-                "history": [{"train_loss": 9.0}, {"train_loss": train_loss}],
-                "validation": validation}
+        return {"task": "classify", "architecture": "lstm-1x64", "epochs_trained": epochs,
+                "config": {"shift": shift}, "validation": validation,
+                "history": [{"train_loss": 9.0}, {"train_loss": train_loss}]}
 
-    first = {"lstm-1x64": sidecar(25, 0, 0.03, 0.0732, 0.9766), "gru-1x32": None}
-    shipped = {"lstm-1x64": sidecar(40, 2, 0.05, 0.0721, 0.9774)}
-    rows = [line for line in recipe_table(first, shipped).splitlines() if "lstm-1x64" in line]
-    assert rows == ["| lstm-1x64 | first | 25 | 0 | 0.0300 | 0.0732 | 97.66 % |",
-                    "| lstm-1x64 | shipped | 40 | 2 | 0.0500 | 0.0721 | 97.74 % |"]
-    assert "gru-1x32" not in recipe_table(first, shipped)
-    assert "accuracy" not in recipe_table({"a": sidecar(30, 0, 0.1, 0.1)}, {})  # predictors
+    first, second = sidecar(25, 0, 0.03, 0.0732, 0.9766), sidecar(40, 2, 0.05, 0.0721, 0.9774)
+    for number, meta in ((1, first), (2, second)):
+        folder = tmp_path / "sweeps" / f"campaign{number}"
+        folder.mkdir(parents=True)
+        (folder / "classify-lstm-1x64.json").write_text(json.dumps(meta))
+    (tmp_path / "classify").mkdir()
+    (tmp_path / "classify" / "lstm-1x64.safetensors").write_bytes(b"")
+    (tmp_path / "classify" / "lstm-1x64.json").write_text(json.dumps(second))
+    runs = campaign_runs("classify", ["lstm-1x64", "gru-1x32"], weights_dir=tmp_path)
+    assert [(c, ships) for c, _, ships in runs["lstm-1x64"]] == [("campaign 1", False),
+                                                                ("campaign 2", True)]
+    assert runs["gru-1x32"] == []
+    rows = [line for line in recipe_table(runs).splitlines() if "lstm-1x64" in line]
+    assert rows == ["| lstm-1x64 | campaign 1 | 25 | 0 | 0.0300 | 0.0732 | 97.66 % |  |",
+                    "| lstm-1x64 | campaign 2 | 40 | 2 | 0.0500 | 0.0721 | 97.74 % | yes |"]
+    predictor = {"a": [("campaign 1", {"validation": {"loss": 0.1}}, True)]}
+    assert "accuracy" not in recipe_table(predictor)
 
 
 def test_short_hardware_names():

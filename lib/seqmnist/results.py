@@ -52,15 +52,24 @@ def training_histories(task: str, archs, weights_dir="weights") -> dict:
     return histories
 
 
-def first_campaign_sidecars(task: str, archs, weights_dir="weights") -> dict:
-    """Architecture -> sidecar of its run in the first campaign (None if it had none). They are
-    kept in weights/sweeps/campaign1/ as the record of how the shipped recipe was chosen."""
-    folder = resolve(weights_dir) / "sweeps" / "campaign1"
-    found = {}
+def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
+    """Architecture -> [(campaign, sidecar, ships)] for each campaign that trained the model: the
+    sidecars kept in weights/sweeps/campaign<N>/ (the record of how the shipped recipe was chosen);
+    ``ships`` marks the run whose sidecar is the shipped one."""
+    root = resolve(weights_dir)
+    folders = sorted((root / "sweeps").glob("campaign*"), key=lambda p: (len(p.name), p.name))
+    runs = {}
     for arch in archs:
-        path = folder / f"{task}-{arch}.json"
-        found[arch] = json.loads(path.read_text()) if path.exists() else None
-    return found
+        path = weights_file(task, arch, weights_dir)
+        shipped = read_sidecar(path) if path.exists() else None
+        runs[arch] = []
+        for folder in folders:
+            record = folder / f"{task}-{arch}.json"
+            if record.exists():
+                meta = json.loads(record.read_text())
+                runs[arch].append((folder.name.replace("campaign", "campaign "), meta,
+                                   meta == shipped))
+    return runs
 
 
 def best_of(results: dict, archs) -> str | None:

@@ -68,28 +68,27 @@ def training_table(sidecars: dict) -> str:
     return markdown_table(["model", "epochs", "best epoch", "lr", "train hours", "hardware"], rows)
 
 
-def recipe_table(first: dict, shipped: dict) -> str:
-    """The first campaign's runs against the shipped ones, on the validation split: epochs, shift
-    augmentation, last epoch's training loss, best validation loss (and accuracy). ``first`` and
-    ``shipped`` map an architecture to its sidecar (None: absent); rows for ``first``'s keys."""
+def recipe_table(runs: dict) -> str:
+    """Every campaign's run of each model, on the validation split: epochs, shift augmentation,
+    last epoch's training loss, best validation loss (and accuracy), and which run ships.
+    ``runs`` maps an architecture to [(campaign, sidecar, ships)] (``results.campaign_runs``)."""
     rows, accuracies = [], []
-    for arch, earlier in first.items():
-        for label, meta in (("first", earlier), ("shipped", shipped.get(arch))):
-            if meta is None:
-                continue
+    for arch, records in runs.items():
+        for campaign, meta, ships in records:
             history = meta.get("history") or [{}]
             validation = meta.get("validation", {})
             accuracies.append(validation.get("accuracy"))
-            rows.append([arch, label, str(meta.get("epochs_trained", "?")),
+            rows.append([arch, campaign, str(meta.get("epochs_trained", "?")),
                          str(meta.get("config", {}).get("shift", 0)),
                          f"{history[-1].get('train_loss', float('nan')):.4f}",
-                         f"{validation.get('loss', float('nan')):.4f}"])
+                         f"{validation.get('loss', float('nan')):.4f}",
+                         "yes" if ships else ""])
     headers = ["model", "campaign", "epochs", "shift (pixels)", "last training loss",
-               "best validation loss"]
+               "best validation loss", "ships"]
     if any(a is not None for a in accuracies):  # classifiers
-        headers.append("best validation accuracy")
+        headers.insert(6, "best validation accuracy")
         for row, accuracy in zip(rows, accuracies):
-            row.append("-" if accuracy is None else f"{100 * accuracy:.2f} %")
+            row.insert(6, "-" if accuracy is None else f"{100 * accuracy:.2f} %")
     return markdown_table(headers, rows)
 
 
