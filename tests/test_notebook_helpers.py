@@ -82,12 +82,12 @@ def test_recipe_table_lists_every_campaigns_run_and_which_ships(tmp_path):
     (tmp_path / "classify" / "lstm-1x64.safetensors").write_bytes(b"")
     (tmp_path / "classify" / "lstm-1x64.json").write_text(json.dumps(second))
     runs = campaign_runs("classify", ["lstm-1x64", "gru-1x32"], weights_dir=tmp_path)
-    assert [(c, ships) for c, _, ships in runs["lstm-1x64"]] == [("campaign 1", False),
-                                                                ("campaign 2", True)]
+    assert [(c, ships) for c, _, ships in runs["lstm-1x64"]] == [("1", False),
+                                                                ("2", True)]
     assert runs["gru-1x32"] == []
     rows = [line for line in recipe_table(runs).splitlines() if "lstm-1x64" in line]
-    assert rows == ["| lstm-1x64 | campaign 1 | 25 | 0 | 0.0300 | 0.0732 | 97.66 % |  |",
-                    "| lstm-1x64 | campaign 2 | 40 | 2 | 0.0500 | 0.0721 | 97.74 % | yes |"]
+    assert rows == ["| lstm-1x64 | 1 | 25 | 0 | 0.0300 | 0.0732 | 97.66 % |  |",
+                    "| lstm-1x64 | 2 | 40 | 2 | 0.0500 | 0.0721 | 97.74 % | yes |"]
     predictor = {"a": [("campaign 1", {"validation": {"loss": 0.1}}, True)]}
     assert "accuracy" not in recipe_table(predictor)
 

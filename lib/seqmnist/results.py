@@ -53,9 +53,9 @@ def training_histories(task: str, archs, weights_dir="weights") -> dict:
 
 
 def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
-    """Architecture -> [(campaign, sidecar, ships)] for each campaign that trained the model: the
-    sidecars kept in weights/sweeps/campaign<N>/ (the record of how the shipped recipe was chosen);
-    ``ships`` marks the run whose sidecar is the shipped one."""
+    """Architecture -> [(campaign number, sidecar, ships)] for each campaign that trained the
+    model: the sidecars kept in weights/sweeps/campaign<N>/ (the record of how the shipped recipe
+    was chosen); ``ships`` marks the run whose sidecar is the shipped one."""
     root = resolve(weights_dir)
     folders = sorted((root / "sweeps").glob("campaign*"), key=lambda p: (len(p.name), p.name))
     runs = {}
@@ -67,7 +67,7 @@ def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
             record = folder / f"{task}-{arch}.json"
             if record.exists():
                 meta = json.loads(record.read_text())
-                runs[arch].append((folder.name.replace("campaign", "campaign "), meta,
+                runs[arch].append((folder.name.removeprefix("campaign"), meta,
                                    meta == shipped))
     return runs
 
