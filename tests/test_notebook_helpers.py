@@ -98,3 +98,15 @@ def test_short_hardware_names():
     assert short_hardware("cuda: NVIDIA H200 + cpu: x86_64, 2 cores") == "NVIDIA H200 + 2-core CPU"
     assert short_hardware("cpu: arm64, 16 cores") == "16-core CPU"
     assert short_hardware("?") == "?"
+
+
+def test_learning_curves_pair_cells_of_one_size_by_colour_and_tell_them_apart_by_style():
+    from seqmnist import plots
+
+    history = [{"epoch": 1, "val_loss": 0.2}, {"epoch": 2, "val_loss": 0.1}]
+    fig = plots.learning_curves({"lstm-1x64": history, "gru-1x64": history, "lstm-1x32": history},
+                                ("val_loss",))
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert lines["lstm-1x64"].get_color() == lines["gru-1x64"].get_color()
+    assert lines["lstm-1x64"].get_color() != lines["lstm-1x32"].get_color()
+    assert (lines["lstm-1x64"].get_linestyle(), lines["gru-1x64"].get_linestyle()) == ("-", "--")

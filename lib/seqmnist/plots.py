@@ -119,16 +119,21 @@ def show_inpainting(masked, *fillings, truth=None, labels=None, **grid_options):
 def learning_curves(histories: dict, metrics=("train_loss", "val_loss"), labels: dict | None = None,
                     title: str | None = None, logy: bool = False):
     """One panel per metric, one line per run; ``histories`` maps run name -> list of epoch records
-    (as in a weights sidecar's ``history``)."""
+    (as in a weights sidecar's ``history``). Runs named like ``gru-1x64`` are drawn dashed, and
+    runs of the same size (the part after the cell) share a colour."""
     import matplotlib.pyplot as plt
 
+    sizes = list(dict.fromkeys(name.split("-", 1)[-1] for name in histories))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for name, history in histories.items():
             points = [(r["epoch"], r[metric]) for r in history if metric in r]
             if points:
                 epochs, values = zip(*points)
-                ax.plot(epochs, values, marker="o", markersize=3, label=name)
+                colour = colours[sizes.index(name.split("-", 1)[-1]) % len(colours)]
+                ax.plot(epochs, values, marker="o", markersize=3, label=name, color=colour,
+                        linestyle="--" if name.startswith("gru") else "-")
         ax.set_xlabel("epoch")
         ax.set_ylabel((labels or {}).get(metric, metric.replace("_", " ")))
         if logy:
