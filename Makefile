@@ -34,6 +34,7 @@ BUDGET ?= 150
 campaign: data
 	@$(PY) -m seqmnist campaign run --budget-minutes $(BUDGET)
 
+# On a GPU: every unfinished run at once, each to its last epoch (chunks larger than any run).
 campaign-gpu: data
 	@$(PY) -m seqmnist campaign run --budget-minutes $(BUDGET) --device cuda --workers 16 --chunk-epochs 1000
 

@@ -92,3 +92,22 @@ def test_sigterm_stops_the_campaign_with_checkpoints(mini_campaign):
     state = torch.load(checkpoint, weights_only=True)["state"]
     assert 1 <= state["epoch"] < 50
     assert "/50" in (mini_campaign / "weights" / "campaign_status.md").read_text()
+
+
+def test_each_shipped_model_is_its_best_recorded_run_and_matches_the_declared_recipe(monkeypatch):
+    """campaign.KEEP_FIRST is a hand-made decision: check it against the committed records (every
+    run's sidecar in weights/sweeps/campaign<N>/, the shipped one among them)."""
+    from seqmnist.paths import ROOT
+    from seqmnist.results import campaign_runs
+
+    monkeypatch.delenv("SEQMNIST_CAMPAIGN_FILE", raising=False)
+    for task, archs in (("classify", campaign.CLASSIFIER_ARCHS),
+                        ("predict", campaign.PREDICTOR_ARCHS)):
+        for arch, records in campaign_runs(task, archs, weights_dir=ROOT / "weights").items():
+            shipped = [meta for _, meta, ships in records if ships]
+            assert len(shipped) == 1, f"{task}-{arch}: the shipped sidecar is not recorded once"
+            best = min(meta["validation"]["loss"] for _, meta, _ in records)
+            assert shipped[0]["validation"]["loss"] == best, f"{task}-{arch}"
+            declared = campaign.find_config(f"{task}-{arch}")
+            config = shipped[0]["config"]
+            assert (config["epochs"], config.get("shift", 0)) == (declared.epochs, declared.shift)
