@@ -70,14 +70,14 @@ def test_recipe_table_lists_every_campaigns_run_and_which_ships(tmp_path):
     def sidecar(epochs, shift, train_loss, val_loss, accuracy=None):
         validation = {"loss": val_loss, **({} if accuracy is None else {"accuracy": accuracy})}
         return {"task": "classify", "architecture": "lstm-1x64", "epochs_trained": epochs,
-                "config": {"shift": shift}, "validation": validation,
+                "best_epoch": epochs - 3, "config": {"shift": shift}, "validation": validation,
                 "history": [{"train_loss": 9.0}, {"train_loss": train_loss}]}
 
     first, second = sidecar(25, 0, 0.03, 0.0732, 0.9766), sidecar(40, 2, 0.05, 0.0721, 0.9774)
     for number, meta in ((1, first), (2, second)):
-        folder = tmp_path / "sweeps" / f"campaign{number}"
+        folder = tmp_path / "sweeps" / f"campaign{number}" / "classify"
         folder.mkdir(parents=True)
-        (folder / "classify-lstm-1x64.json").write_text(json.dumps(meta))
+        (folder / "lstm-1x64.json").write_text(json.dumps(meta))
     (tmp_path / "classify").mkdir()
     (tmp_path / "classify" / "lstm-1x64.safetensors").write_bytes(b"")
     (tmp_path / "classify" / "lstm-1x64.json").write_text(json.dumps(second))
@@ -86,8 +86,8 @@ def test_recipe_table_lists_every_campaigns_run_and_which_ships(tmp_path):
                                                                 ("2", True)]
     assert runs["gru-1x32"] == []
     rows = [line for line in recipe_table(runs).splitlines() if "lstm-1x64" in line]
-    assert rows == ["| lstm-1x64 | 1 | 25 | 0 | 0.0300 | 0.0732 | 97.66 % |  |",
-                    "| lstm-1x64 | 2 | 40 | 2 | 0.0500 | 0.0721 | 97.74 % | yes |"]
+    assert rows == ["| lstm-1x64 | 1 | 25 | 0 | 22 | loss | 0.0300 | 0.0732 | 97.66 % |  |",
+                    "| lstm-1x64 | 2 | 40 | 2 | 37 | loss | 0.0500 | 0.0721 | 97.74 % | yes |"]
     predictor = {"a": [("campaign 1", {"validation": {"loss": 0.1}}, True)]}
     assert "accuracy" not in recipe_table(predictor)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import fields
@@ -62,6 +63,11 @@ def cmd_campaign(args) -> None:
     elif args.action == "list":
         for config in campaign.campaign_configs():
             print(config.name, config.to_dict())
+    elif args.action == "ship":
+        copied = campaign.ship()
+        print("shipped: " + (", ".join(copied) if copied else "nothing new"))
+    elif args.action == "plan":
+        print(json.dumps(campaign.campaign_plan(args.campaign, args.only), indent=1))
     elif args.action == "run":
         campaign.run_campaign(args.budget_minutes, workers=args.workers, only=args.only,
                               chunk_epochs=args.chunk_epochs, device=args.device)
@@ -124,12 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
-    p = commands.add_parser("campaign", help="the training campaign: run, status, list")
-    p.add_argument("action", choices=("run", "status", "list", "worker"))
+    p = commands.add_parser("campaign", help="the training campaign: run, status, list, plan, ship")
+    p.add_argument("action", choices=("run", "status", "list", "plan", "ship", "worker"))
     p.add_argument("name", nargs="?", help="(worker) the run to train")
     p.add_argument("--budget-minutes", type=float, default=150.0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--only", nargs="+", help="train only these runs")
+    p.add_argument("--only", nargs="+", help="train (plan) only these runs")
+    p.add_argument("--campaign", type=int, default=3,
+                   help="(plan) print this campaign's runs as a SEQMNIST_CAMPAIGN_FILE")
     p.add_argument("--chunk-epochs", type=int, default=1)
     p.add_argument("--until-epoch", type=int)
     p.add_argument("--deadline", type=float)

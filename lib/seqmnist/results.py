@@ -54,8 +54,9 @@ def training_histories(task: str, archs, weights_dir="weights") -> dict:
 
 def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
     """Architecture -> [(campaign number, sidecar, ships)] for each campaign that trained the
-    model: the sidecars kept in weights/sweeps/campaign<N>/ (the record of how the shipped recipe
-    was chosen); ``ships`` marks the run whose sidecar is the shipped one."""
+    model. A campaign's folder, weights/sweeps/campaign<N>/, is laid out like weights/ and keeps
+    every run's sidecar (the record of how the shipped recipe was chosen); ``ships`` marks the run
+    whose sidecar is the shipped one."""
     root = resolve(weights_dir)
     folders = sorted((root / "sweeps").glob("campaign*"), key=lambda p: (len(p.name), p.name))
     runs = {}
@@ -64,7 +65,7 @@ def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
         shipped = read_sidecar(path) if path.exists() else None
         runs[arch] = []
         for folder in folders:
-            record = folder / f"{task}-{arch}.json"
+            record = weights_file(task, arch, folder).with_suffix(".json")
             if record.exists():
                 meta = json.loads(record.read_text())
                 runs[arch].append((folder.name.removeprefix("campaign"), meta,

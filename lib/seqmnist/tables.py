@@ -69,26 +69,33 @@ def training_table(sidecars: dict) -> str:
 
 
 def recipe_table(runs: dict) -> str:
-    """Every campaign's run of each model, on the validation split: epochs, shift augmentation,
-    last epoch's training loss, best validation loss (and accuracy), and which run ships.
+    """Every campaign's run of each model, on the validation split: epochs, shift augmentation, the
+    epoch kept (and, for classifiers, whether chosen by validation loss or accuracy), the last
+    epoch's training loss, the kept epoch's validation loss (and accuracy), and which run ships.
     ``runs`` maps an architecture to [(campaign, sidecar, ships)] (``results.campaign_runs``)."""
-    rows, accuracies = [], []
+    rows, classifier_columns = [], []
     for arch, records in runs.items():
         for campaign, meta, ships in records:
             history = meta.get("history") or [{}]
             validation = meta.get("validation", {})
-            accuracies.append(validation.get("accuracy"))
+            config = meta.get("config", {})
+            accuracy = validation.get("accuracy")
+            classifier_columns.append(None if accuracy is None else
+                                      (config.get("select", "loss"), f"{100 * accuracy:.2f} %"))
             rows.append([arch, campaign, str(meta.get("epochs_trained", "?")),
-                         str(meta.get("config", {}).get("shift", 0)),
+                         str(config.get("shift", 0)), str(meta.get("best_epoch", "?")),
                          f"{history[-1].get('train_loss', float('nan')):.4f}",
                          f"{validation.get('loss', float('nan')):.4f}",
                          "yes" if ships else ""])
-    headers = ["model", "campaign", "epochs", "shift (pixels)", "last training loss",
-               "best validation loss", "ships"]
-    if any(a is not None for a in accuracies):  # classifiers
-        headers.insert(6, "best validation accuracy")
-        for row, accuracy in zip(rows, accuracies):
-            row.insert(6, "-" if accuracy is None else f"{100 * accuracy:.2f} %")
+    headers = ["model", "campaign", "epochs", "shift (pixels)", "kept epoch", "last training loss",
+               "validation loss", "ships"]
+    if any(columns is not None for columns in classifier_columns):
+        headers[5:5] = ["kept by"]
+        headers.insert(8, "validation accuracy")
+        for row, columns in zip(rows, classifier_columns):
+            select, accuracy = columns or ("-", "-")
+            row[5:5] = [select]
+            row.insert(8, accuracy)
     return markdown_table(headers, rows)
 
 
