@@ -34,9 +34,9 @@ BUDGET ?= 150
 campaign: data
 	@$(PY) -m seqmnist campaign run --budget-minutes $(BUDGET)
 
-# On a GPU: every unfinished run at once, each to its last epoch (chunks larger than any run).
+# On a GPU: every unfinished run at once, each to its last epoch, under CUDA MPS (see the script).
 campaign-gpu: data
-	@$(PY) -m seqmnist campaign run --budget-minutes $(BUDGET) --device cuda --workers 16 --chunk-epochs 1000
+	@PYTHON=$(PY) scripts/campaign_gpu.sh $(BUDGET)
 
 status: setup
 	@$(PY) -m seqmnist campaign status

@@ -162,3 +162,23 @@ def test_ship_copies_the_declared_campaigns_finished_run_into_weights(tmp_path, 
     with pytest.raises(ConfigError, match="has not finished"):
         campaign.ship()
     assert (tmp_path / "classify" / "lstm-1x32.safetensors").read_bytes() == b"third campaign"
+
+
+def test_gpu_campaign_script_trains_and_packs_the_weights(mini_campaign):
+    """scripts/campaign_gpu.sh, run on the CPU: the campaign finishes and its snapshot holds the
+    final weights and the status."""
+    import tarfile
+
+    from seqmnist.paths import ROOT
+
+    env = {**os.environ, "DEVICE": "cpu", "WORKERS": "2", "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "campaign_gpu.sh"), "2",
+                           str(mini_campaign / "out")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with tarfile.open(mini_campaign / "out" / "weights.tgz") as archive:
+        names = set(archive.getnames())
+    assert {"weights/classify/lstm-1x4.safetensors", "weights/predict/gru-1x4.json",
+            "weights/campaign_status.md"} <= names
+    assert not any("checkpoints/" in name for name in names if name.endswith(".pt"))
+    assert not list((mini_campaign / "out").glob(".weights.*"))
