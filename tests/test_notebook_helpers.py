@@ -110,3 +110,12 @@ def test_learning_curves_pair_cells_of_one_size_by_colour_and_tell_them_apart_by
     assert lines["lstm-1x64"].get_color() == lines["gru-1x64"].get_color()
     assert lines["lstm-1x64"].get_color() != lines["lstm-1x32"].get_color()
     assert (lines["lstm-1x64"].get_linestyle(), lines["gru-1x64"].get_linestyle()) == ("-", "--")
+
+
+def test_lowest_validation_loss_picks_by_the_validation_split_only():
+    from seqmnist.results import lowest_validation_loss
+
+    sidecars = {"a": {"validation": {"loss": 0.08}, "test": {"loss": 0.01}},
+                "b": {"validation": {"loss": 0.07}, "test": {"loss": 0.09}}}
+    assert lowest_validation_loss(sidecars) == "b"
+    assert lowest_validation_loss({}) is None

@@ -73,6 +73,12 @@ def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
     return runs
 
 
+def lowest_validation_loss(sidecars: dict) -> str | None:
+    """The model whose sidecar records the lowest validation loss (the best predictor): chosen
+    without looking at the test set. ``sidecars`` maps a name to its sidecar."""
+    return min(sidecars, key=lambda name: sidecars[name]["validation"]["loss"], default=None)
+
+
 def best_of(results: dict, archs) -> str | None:
     """The architecture with the highest validation accuracy (from its sidecar) among those
     evaluated: chosen without looking at the test set."""
