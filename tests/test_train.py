@@ -197,7 +197,7 @@ def test_each_epoch_records_its_hardware_and_older_epochs_take_the_sidecars(tmp_
 def test_augmented_run_resumes_exactly_and_old_checkpoints_take_new_fields_defaults(tmp_path, mnist):
     """Shifted batches are drawn from (seed, epoch, batch), so a stopped and resumed run with
     ``shift`` ends where an uninterrupted one does; a checkpoint saved before ``shift`` existed
-    resumes as shift 0."""
+    resumes as shift 0, ignoring state fields dropped since."""
     config = TrainConfig(**dict(TINY, shift=2))
     whole = train(config, tmp_path / "a", progress=False, mnist=mnist)
     train(config, tmp_path / "b", deadline=time.time(), progress=False, mnist=mnist)
@@ -212,6 +212,7 @@ def test_augmented_run_resumes_exactly_and_old_checkpoints_take_new_fields_defau
     train(old, tmp_path / "d", progress=False, mnist=mnist)
     payload = torch.load(tmp_path / "d" / "checkpoint.pt", weights_only=True)
     del payload["config"]["shift"]
+    payload["state"]["best_val_loss"] = 0.5  # a RunState field since dropped
     torch.save(payload, tmp_path / "d" / "checkpoint.pt")
     state = train(TrainConfig(**TINY), tmp_path / "d", progress=False, mnist=mnist, extend=True)
     assert state.epoch == 2
@@ -231,3 +232,16 @@ def test_the_shipped_epoch_is_the_best_by_the_selected_validation_metric():
     assert _improves(by_loss, tie, best) and _improves(by_accuracy, tie, best)
     assert not _improves(by_accuracy, {"loss": 0.21, "accuracy": 0.980}, best)
     assert _improves(by_accuracy, later, {})  # the first epoch always ships
+
+
+def test_sweep_records_every_rate_and_picks_the_lowest_validation_loss(tmp_path):
+    from seqmnist.sweep import load_sweep, sweep
+
+    tiny = {k: v for k, v in TINY.items() if k not in ("task", "arch", "epochs", "lr")}
+    record = sweep("classify", "lstm-1x8", rates=(1e-3, 3e-2), epochs=1, out_dir=tmp_path, **tiny)
+    losses = {c["lr"]: c["best_val_loss"] for c in record["candidates"]}
+    assert sorted(losses) == [1e-3, 3e-2] and len(set(losses.values())) == 2
+    assert record["best_lr"] == min(losses, key=losses.get)
+    assert all(c["best_val_loss"] == c["best_validation"]["loss"] for c in record["candidates"])
+    assert load_sweep("classify", "lstm-1x8", tmp_path) == record
+    assert not (tmp_path / "runs").exists()

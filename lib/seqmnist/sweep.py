@@ -35,7 +35,7 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
             "lr": float(lr),
             "config": config.to_dict(),
             "history": state.history,
-            "best_val_loss": state.best_val_loss,
+            "best_val_loss": state.best_validation["loss"],
             "best_validation": state.best_validation,
         })
     best = min(record["candidates"], key=lambda c: c["best_val_loss"])

@@ -150,7 +150,6 @@ class RunState:
     epoch_samples: int = 0
     epoch_seconds: float = 0.0
     wall_seconds: float = 0.0
-    best_val_loss: float = math.inf
     best_epoch: int = -1
     best_validation: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
@@ -178,7 +177,9 @@ def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         saved = payload["config"]
-        state = RunState(**payload["state"])
+        # a field dropped since the checkpoint was made is ignored
+        known = {f.name for f in dataclasses.fields(RunState)}
+        state = RunState(**{k: v for k, v in payload["state"].items() if k in known})
     except Exception as error:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})") from None
     requested = config.to_dict()
@@ -409,7 +410,6 @@ def _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, m
     state.epoch_correct = state.epoch_samples = 0
     improved = _improves(config, val, state.best_validation)
     if improved:
-        state.best_val_loss = val["loss"]
         state.best_epoch = state.epoch
         state.best_validation = dict(val)
     if weights_path is None:
