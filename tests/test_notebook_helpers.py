@@ -119,3 +119,26 @@ def test_lowest_validation_loss_picks_by_the_validation_split_only():
                 "b": {"validation": {"loss": 0.07}, "test": {"loss": 0.09}}}
     assert lowest_validation_loss(sidecars) == "b"
     assert lowest_validation_loss({}) is None
+
+
+def test_inpainting_columns_can_put_one_image_per_column(mnist):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from seqmnist.plots import inpainting_columns
+
+    truth = mnist.test.x[:4].astype(np.float32)
+    masked = truth.copy()
+    masked[:, 400:404] = -1
+    columns = {"filling": truth, "p(x = 1)": np.full_like(truth, 0.5)}
+    labels = ["a", "b", "c", "d"]
+    tall = inpainting_columns(masked, columns, row_labels=labels)
+    wide = inpainting_columns(masked, columns, row_labels=labels, transpose=True)
+    assert len(tall.axes) == len(wide.axes) == 12
+    assert [ax.get_title() for ax in tall.axes[:3]] == ["masked", "filling", "p(x = 1)"]
+    assert [ax.get_title() for ax in wide.axes[:4]] == labels
+    assert [wide.axes[4 * r].get_ylabel() for r in range(3)] == ["masked", "filling", "p(x = 1)"]
+    # the image in row r, column c of the wide figure is row c, column r of the tall one
+    assert np.array_equal(wide.axes[1 * 4 + 3].images[0].get_array(),
+                          tall.axes[3 * 3 + 1].images[0].get_array())
+    plt.close("all")

@@ -274,8 +274,10 @@ def horizon_samples(masked, truth, completions: dict, cell: float = 1.0,
 
 
 def inpainting_columns(masked, columns: dict, row_labels=None, cell: float = 1.1,
-                       suptitle: str | None = None):
-    """One row per image: the masked input, then one column per entry of ``columns``.
+                       suptitle: str | None = None, transpose: bool = False):
+    """One row per image: the masked input, then one column per entry of ``columns``; with
+    ``transpose``, one column per image instead (a wide, short figure for many images), and
+    ``row_labels`` label the columns.
 
     ``columns`` maps a column label to (N, 784) values in [0, 1] (a filling, the ground truth or
     posterior probabilities p(x = 1)), shown red-tinted at the missing pixels only.
@@ -284,6 +286,10 @@ def inpainting_columns(masked, columns: dict, row_labels=None, cell: float = 1.1
     grids = [inpainting_rgb(masked)]
     grids += [partial_fill_rgb(masked, np.asarray(_numpy(v), np.float32).reshape(-1, PIXELS))
               for v in columns.values()]
+    kinds = ["masked", *columns]
+    if transpose:
+        return image_table([list(grid) for grid in grids], row_labels=kinds, col_labels=row_labels,
+                           cell=cell, suptitle=suptitle)
     rows = [[grid[i] for grid in grids] for i in range(len(masked))]
-    return image_table(rows, row_labels=row_labels, col_labels=["masked", *columns], cell=cell,
+    return image_table(rows, row_labels=row_labels, col_labels=kinds, cell=cell,
                        suptitle=suptitle)
