@@ -70,11 +70,13 @@ def test_recipe_table_lists_every_campaigns_run_and_which_ships(tmp_path):
     def sidecar(epochs, shift, train_loss, val_loss, accuracy=None):
         validation = {"loss": val_loss, **({} if accuracy is None else {"accuracy": accuracy})}
         return {"task": "classify", "architecture": "lstm-1x64", "epochs_trained": epochs,
-                "best_epoch": epochs - 3, "config": {"shift": shift}, "validation": validation,
+                "best_epoch": epochs - 3, "config": {"shift": shift, "epochs": 40 if shift else 25},
+                "validation": validation,
                 "history": [{"train_loss": 9.0}, {"train_loss": train_loss}]}
 
     first, second = sidecar(25, 0, 0.03, 0.0732, 0.9766), sidecar(40, 2, 0.05, 0.0721, 0.9774)
-    for number, meta in ((1, first), (2, second)):
+    under_way = sidecar(12, 2, 0.09, 0.0900, 0.9700)  # 12 of 40 epochs: not a record yet
+    for number, meta in ((1, first), (2, second), (3, under_way)):
         folder = tmp_path / "sweeps" / f"campaign{number}" / "classify"
         folder.mkdir(parents=True)
         (folder / "lstm-1x64.json").write_text(json.dumps(meta))

@@ -56,7 +56,7 @@ def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
     """Architecture -> [(campaign number, sidecar, ships)] for each campaign that trained the
     model. A campaign's folder, weights/sweeps/campaign<N>/, is laid out like weights/ and keeps
     every run's sidecar (the record of how the shipped recipe was chosen); ``ships`` marks the run
-    whose sidecar is the shipped one."""
+    whose sidecar is the shipped one. A run still under way there is not a record yet."""
     root = resolve(weights_dir)
     folders = sorted((root / "sweeps").glob("campaign*"), key=lambda p: (len(p.name), p.name))
     runs = {}
@@ -68,6 +68,8 @@ def campaign_runs(task: str, archs, weights_dir="weights") -> dict:
             record = weights_file(task, arch, folder).with_suffix(".json")
             if record.exists():
                 meta = json.loads(record.read_text())
+                if meta.get("epochs_trained") != meta.get("config", {}).get("epochs"):
+                    continue
                 runs[arch].append((folder.name.removeprefix("campaign"), meta,
                                    meta == shipped))
     return runs
