@@ -236,9 +236,14 @@ def _stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available()
+                          else "cpu" if name == "auto" else name)
+    if device.type == "cuda":
+        # Plain float32 on the GPU too: cuDNN may otherwise round the recurrent matmuls' inputs to
+        # TF32 (10-bit mantissa) on Ampere and newer, over 784 steps, which CPU runs never do.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return device
 
 
 def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | None = None,
