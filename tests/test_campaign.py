@@ -103,8 +103,7 @@ def test_each_shipped_model_is_its_best_recorded_run_and_matches_the_declared_re
 
     monkeypatch.delenv("SEQMNIST_CAMPAIGN_FILE", raising=False)
     defaults = TrainConfig(task="classify", arch="lstm-1x32").to_dict()
-    for task, archs in (("classify", campaign.CLASSIFIER_ARCHS),
-                        ("predict", campaign.PREDICTOR_ARCHS)):
+    for task, archs in campaign.RECURRENT_MODELS:
         for arch, records in campaign_runs(task, archs, weights_dir=ROOT / "weights").items():
             name = f"{task}-{arch}"
             shipped = [(number, meta) for number, meta, ships in records if ships]

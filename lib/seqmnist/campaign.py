@@ -41,6 +41,7 @@ CLASSIFIER_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32",
                     "gru-1x32", "gru-1x64", "gru-1x128", "gru-3x32")
 PREDICTOR_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32",
                    "gru-1x32", "gru-1x64", "gru-1x128", "gru-3x32")
+RECURRENT_MODELS = (("classify", CLASSIFIER_ARCHS), ("predict", PREDICTOR_ARCHS))
 
 # The recipe: Adam, cosine decay after a 200-step warm-up, gradient-norm clip 1, batch 128, chrono
 # initialization. Peak learning rates come from the sweeps recorded in weights/sweeps/ (two epochs
@@ -93,7 +94,7 @@ def campaign_plan(campaign: int, names: list[str] | None = None) -> list[dict]:
     """``campaign``'s runs as a JSON-able list for SEQMNIST_CAMPAIGN_FILE: a campaign other than
     the shipped recipe trains in its own folder (SEQMNIST_WEIGHTS), never over shipped weights."""
     runs = [dict(task=task, arch=arch, **recipe(task, arch, campaign))
-            for task, archs in (("classify", CLASSIFIER_ARCHS), ("predict", PREDICTOR_ARCHS))
+            for task, archs in RECURRENT_MODELS
             for arch in archs]
     known = {f"{run['task']}-{run['arch']}" for run in runs}
     unknown = set(names or ()) - known
@@ -135,7 +136,7 @@ def ship() -> list[str]:
     """Copy into weights/ each model's run from the campaign SHIPPED_CAMPAIGN names for it, where
     that campaign's folder holds its finished weights. Returns the names of the models copied."""
     copied = []
-    for task, archs in (("classify", CLASSIFIER_ARCHS), ("predict", PREDICTOR_ARCHS)):
+    for task, archs in RECURRENT_MODELS:
         for arch in archs:
             number = SHIPPED_CAMPAIGN.get(f"{task}-{arch}", 2)
             source = shipped_path(task, arch, campaign_dir(number))

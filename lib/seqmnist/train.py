@@ -236,8 +236,9 @@ def _stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
 
 
 def _device(name: str) -> torch.device:
-    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available()
-                          else "cpu" if name == "auto" else name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
     if device.type == "cuda":
         # Plain float32 on the GPU too: cuDNN may otherwise round the recurrent matmuls' inputs to
         # TF32 (10-bit mantissa) on Ampere and newer, over 784 steps, which CPU runs never do.
