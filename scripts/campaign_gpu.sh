@@ -1,33 +1,56 @@
 #!/usr/bin/env bash
-# Train every unfinished run of the campaign at once on a GPU, each to its last epoch, with the
-# workers' small kernels side by side under CUDA MPS. With SNAPSHOT_DIR, the weights folder
-# (checkpoints included) is packed there every 45 s and at the end, so that a machine taken back
-# mid-run still returns its progress.
+# Train every unfinished run of one or more campaigns at once on a GPU, each to its last epoch,
+# with the workers' small kernels side by side under CUDA MPS. With SNAPSHOT_DIR, each weights
+# folder (checkpoints included) is packed there every 45 s and at the end, so that a machine taken
+# back mid-run still returns its progress.
 #
-#   scripts/campaign_gpu.sh BUDGET_MINUTES [SNAPSHOT_DIR]
+#   scripts/campaign_gpu.sh BUDGET_MINUTES [SNAPSHOT_DIR [CAMPAIGN_DIR...]]
 #
-# Honours SEQMNIST_WEIGHTS / SEQMNIST_CAMPAIGN_FILE / SEQMNIST_DATA (another campaign's folder,
-# a machine without the dataset download). DEVICE (cuda), WORKERS (16) and PYTHON (python3)
-# may be overridden.
+# Each CAMPAIGN_DIR is a campaign's folder (weights/sweeps/campaign<N>, its runs in runs.json),
+# packed into SNAPSHOT_DIR/<folder name>.tgz. Without one, the campaign of SEQMNIST_WEIGHTS and
+# SEQMNIST_CAMPAIGN_FILE (default: the shipped weights/) trains, packed into <folder name>.tgz too.
+# SEQMNIST_DATA serves a machine without the dataset download. DEVICE (cuda), WORKERS per campaign
+# (16) and PYTHON (python3) may be overridden.
 set -euo pipefail
 
-budget=${1:?usage: scripts/campaign_gpu.sh BUDGET_MINUTES [SNAPSHOT_DIR]}
+budget=${1:?usage: scripts/campaign_gpu.sh BUDGET_MINUTES [SNAPSHOT_DIR [CAMPAIGN_DIR...]]}
 snapshots=${2:-}
+shift $(($# < 2 ? $# : 2))
 device=${DEVICE:-cuda}
 workers=${WORKERS:-16}
 python=${PYTHON:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
-weights=${SEQMNIST_WEIGHTS:-$repo/weights}
 # The package need not be installed; the allocator re-exec is a CPU-only speed-up.
 export PYTHONPATH="$repo/lib${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SEQMNIST_NO_REEXEC=1
+if [ $# -gt 0 ]; then
+    folders=()
+    for folder in "$@"; do
+        [ -f "$folder/runs.json" ] || { echo "$folder: no runs.json (not a campaign folder)" >&2; exit 2; }
+        folders+=("$(cd "$folder" && pwd)")
+    done
+else
+    folders=("${SEQMNIST_WEIGHTS:-$repo/weights}")
+fi
 
 snapshot() {
     [ -n "$snapshots" ] || return 0
     mkdir -p "$snapshots"
-    # tar exits 1 when a file changed while read (a worker saving): the archive is still usable
-    local partial="$snapshots/.weights.$BASHPID.tgz"
-    tar czf "$partial" -C "$(dirname "$weights")" "$(basename "$weights")" || [ $? -eq 1 ]
-    mv "$partial" "$snapshots/weights.tgz"
+    local folder partial
+    for folder in "${folders[@]}"; do
+        # tar exits 1 when a file changed while read (a worker saving): the archive is still usable
+        partial="$snapshots/.$(basename "$folder").$BASHPID.tgz"
+        tar czf "$partial" -C "$(dirname "$folder")" "$(basename "$folder")" || [ $? -eq 1 ]
+        mv "$partial" "$snapshots/$(basename "$folder").tgz"
+    done
+}
+
+train() {  # one campaign folder: its runs, then its status table
+    if [ $# -gt 0 ]; then
+        export SEQMNIST_WEIGHTS=$1 SEQMNIST_CAMPAIGN_FILE=$1/runs.json
+    fi
+    "$python" -m seqmnist campaign run --budget-minutes "$budget" --workers "$workers" \
+        --chunk-epochs 1000 --device "$device"
+    "$python" -m seqmnist campaign status --write
 }
 
 mps=0
@@ -44,7 +67,12 @@ if [ "$device" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null; then
     echo "[campaign_gpu] CUDA MPS: $([ $mps = 1 ] && echo on || echo off)"
 fi
 
-( while sleep 45; do snapshot; done ) &
+# the sleep runs in the background so that TERM ends the looper (and its sleep) at once: an
+# orphaned sleep would hold the caller's output open for up to 45 s
+(
+    trap 'kill $pause 2>/dev/null; exit 0' TERM
+    while :; do sleep 45 & pause=$!; wait $pause; snapshot; done
+) &
 looper=$!
 cleanup() {
     kill "$looper" 2>/dev/null || true
@@ -52,9 +80,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$python" -m seqmnist campaign run --budget-minutes "$budget" --workers "$workers" \
-    --chunk-epochs 1000 --device "$device"
-"$python" -m seqmnist campaign status --write
+trainers=()
+if [ $# -gt 0 ]; then
+    for folder in "${folders[@]}"; do
+        train "$folder" & trainers+=($!)
+    done
+else
+    train & trainers+=($!)
+fi
+failed=0
+for trainer in "${trainers[@]}"; do
+    wait "$trainer" || failed=1
+done
 kill "$looper" 2>/dev/null || true
 wait "$looper" 2>/dev/null || true
 snapshot
+exit $failed

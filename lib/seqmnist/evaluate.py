@@ -27,9 +27,16 @@ from .models import SEQUENCE_LENGTH
 # overhead-bound below 500 and flat from 500 to 1000.
 EVAL_BATCH = {"lstm": 256, "gru": 1000}
 DEFAULT_EVAL_BATCH = 1000
+# On a GPU, memory rather than speed sets the batch: a GPU campaign runs 16-22 workers on one card,
+# and a 1000-image batch through cuDNN over 784 steps took GBs per worker (out of memory on an
+# 80 GB H100 with 22 workers).
+CUDA_EVAL_BATCH = 256
 
 
 def eval_batch_size(model) -> int:
+    parameter = next(model.parameters(), None)
+    if parameter is not None and parameter.is_cuda:
+        return CUDA_EVAL_BATCH
     cell = getattr(getattr(model, "arch", None), "cell", None)
     return EVAL_BATCH.get(cell, DEFAULT_EVAL_BATCH)
 
