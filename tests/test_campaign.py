@@ -64,6 +64,15 @@ def test_a_failing_run_is_reported_with_its_error_and_the_others_go_on(mini_camp
     assert not (mini_campaign / "weights" / "predict" / "gru-1x4.safetensors").exists()
 
 
+def test_a_run_that_found_the_gpu_full_waits_for_a_free_slot_and_other_failures_are_dropped():
+    oom = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 6.08 GiB. GPU 0 has a "
+           "total capacity of 79.18 GiB of which 3.03 GiB is free.")
+    assert campaign.workers_after_failure(oom, workers=16, running=21) == 16
+    assert campaign.workers_after_failure(oom, workers=16, running=12) == 12
+    assert campaign.workers_after_failure(oom, workers=16, running=0) is None  # alone: cannot fit
+    assert campaign.workers_after_failure("ConfigError: batch_size 1000 exceeds", 16, 12) is None
+
+
 def test_declared_campaign_covers_the_assignment(monkeypatch):
     monkeypatch.delenv("SEQMNIST_CAMPAIGN_FILE", raising=False)
     names = {c.name for c in campaign.campaign_configs()}

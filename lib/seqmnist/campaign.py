@@ -253,6 +253,15 @@ def train_one(name: str, until_epoch: int | None, deadline: float | None, device
     finalize(config)
 
 
+def workers_after_failure(error: str, workers: int, running: int) -> int | None:
+    """The worker count to go on with after a run failed with ``error`` (its log's last line)
+    while ``running`` others train: a run that found the GPU full is retried, from its
+    checkpoint, once the workers are fewer than those that filled it. None: do not retry it."""
+    if "out of memory" in error.lower() and running > 0:
+        return min(workers, running)
+    return None
+
+
 def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None = None,
                  chunk_epochs: int = 1, device: str = "auto", log_dir: Path | None = None) -> None:
     """Train unfinished runs, fewest epochs first, in ``workers`` parallel processes."""
@@ -279,10 +288,16 @@ def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None
                     if proc.returncode:
                         # the log's last line names the error: a GPU machine's logs do not come back
                         log = (log_dir / f"{name}.log").read_text(errors="replace").strip()
+                        error = log.splitlines()[-1] if log else ""
                         print(f"[campaign] {name} exited with code {proc.returncode} "
-                              f"({log_dir / name}.log): {log.splitlines()[-1] if log else ''}",
-                              flush=True)
-                        configs = [c for c in configs if c.name != name]  # don't retry in this chunk
+                              f"({log_dir / name}.log): {error}", flush=True)
+                        retry_workers = workers_after_failure(error, workers, len(running))
+                        if retry_workers is None:
+                            configs = [c for c in configs if c.name != name]  # no retry in this chunk
+                        else:
+                            workers = retry_workers
+                            print(f"[campaign] out of device memory: {name} resumes when a slot "
+                                  f"frees, at most {workers} worker(s) from now on", flush=True)
             remaining = deadline - time.time()
             candidates = [(progress_of(c), c) for c in configs if c.name not in running]
             candidates = [(p, c) for p, c in candidates if not p.finished]
