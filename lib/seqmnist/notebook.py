@@ -119,8 +119,17 @@ class Outputs:
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table from a header and rows of already formatted cells."""
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    """A Markdown table from a header and rows of already formatted cells.
+
+    The separator's dashes follow each column's widest cell (headers wrap, so their longest word):
+    a table too wide for the page gets those relative column widths in the PDF (pandoc's rule)
+    instead of equal ones that break short cells like "lstm-1x128" over two lines.
+    """
+    columns = list(zip(*[map(str, row) for row in rows])) or [()] * len(header)
+    widths = [max([3, *map(len, cells), *map(len, str(title).split())])
+              for title, cells in zip(header, columns)]
+    lines = ["| " + " | ".join(map(str, header)) + " |",
+             "|" + "|".join("-" * width for width in widths) + "|"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -69,7 +69,7 @@ def training_table(sidecars: dict) -> str:
 
 
 def recipe_table(runs: dict) -> str:
-    """Every campaign's run of each model, on the validation split: seed, epochs, shift augmentation, the
+    """Every campaign's run of each model, on the validation split: epochs, shift augmentation, the
     epoch kept (and, for classifiers, whether chosen by validation loss or accuracy), the last
     epoch's training loss, the kept epoch's validation loss (and accuracy), and which run ships.
     ``runs`` maps an architecture to [(campaign, sidecar, ships)] (``results.campaign_runs``)."""
@@ -82,20 +82,21 @@ def recipe_table(runs: dict) -> str:
             accuracy = validation.get("accuracy")
             classifier_columns.append(None if accuracy is None else
                                       (config.get("select", "loss"), f"{100 * accuracy:.2f} %"))
-            rows.append([arch, campaign, str(config.get("seed", 0)), str(meta.get("epochs_trained", "?")),
+            rows.append([arch, campaign, str(meta.get("epochs_trained", "?")),
                          str(config.get("shift", 0)), str(meta.get("best_epoch", "?")),
                          f"{history[-1].get('train_loss', float('nan')):.4f}",
                          f"{validation.get('loss', float('nan')):.4f}",
                          "yes" if ships else ""])
-    headers = ["model", "campaign", "seed", "epochs", "shift (pixels)", "kept epoch",
-               "last training loss", "validation loss", "ships"]
+    # short headers: eleven columns must fit the PDF's page width
+    headers = ["model", "campaign", "epochs", "shift (px)", "kept epoch", "last train loss",
+               "val loss", "ships"]
     if any(columns is not None for columns in classifier_columns):
-        headers[6:6] = ["kept by"]
-        headers.insert(9, "validation accuracy")
+        headers[5:5] = ["kept by"]
+        headers.insert(8, "val accuracy")
         for row, columns in zip(rows, classifier_columns):
             select, accuracy = columns or ("-", "-")
-            row[6:6] = [select]
-            row.insert(9, accuracy)
+            row[5:5] = [select]
+            row.insert(8, accuracy)
     return markdown_table(headers, rows)
 
 
