@@ -84,6 +84,26 @@ def test_declared_campaign_covers_the_assignment(monkeypatch):
     assert {"classify-cnn", "classify-mlp"} <= names
 
 
+def test_a_stale_checkpoint_beside_a_finished_run_does_not_train_it_again(mini_campaign):
+    """An older archive unpacked over a campaign folder leaves a checkpoint beside the finished
+    run: the sidecar says finished, so the run is not trained again from that epoch."""
+    import shutil
+
+    logs = mini_campaign / "logs"
+    campaign.train_one("classify-lstm-1x4", until_epoch=1, deadline=None)
+    checkpoint = mini_campaign / "weights" / "checkpoints" / "classify-lstm-1x4" / "checkpoint.pt"
+    shutil.copy(checkpoint, mini_campaign / "epoch1.pt")
+    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=logs)
+    shipped = mini_campaign / "weights" / "classify" / "lstm-1x4.safetensors"
+    before = shipped.read_bytes()
+    checkpoint.parent.mkdir(parents=True)
+    shutil.copy(mini_campaign / "epoch1.pt", checkpoint)
+    assert campaign.progress_of(campaign.find_config("classify-lstm-1x4")).finished
+    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=logs)
+    assert shipped.read_bytes() == before
+    assert campaign.status_table().count("| 2/2 |") == 2
+
+
 def test_more_epochs_for_a_finished_run_never_retrain_over_its_weights(mini_campaign):
     campaign.run_campaign(budget_minutes=5, workers=2, log_dir=mini_campaign / "logs")
     shipped = mini_campaign / "weights" / "classify" / "lstm-1x4.safetensors"

@@ -206,14 +206,16 @@ def progress_of(config: TrainConfig) -> Progress:
     """Progress from the checkpoint if the run is under way, else from the shipped sidecar."""
     checkpoint = run_dir(config) / "checkpoint.pt"
     sidecar = weights_path(config).with_suffix(".json")
+    meta = json.loads(sidecar.read_text()) if sidecar.exists() else None
     state = {}
-    if checkpoint.exists():
+    # a finished run's sidecar wins over a checkpoint left beside it (an older archive unpacked
+    # over the folder), which would otherwise train the run again from that epoch
+    if checkpoint.exists() and not (meta and meta.get("epochs_trained", 0) >= config.epochs):
         try:
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state"]
         except Exception:  # a damaged checkpoint is reported by the worker that resumes it
             state = {}
-    elif sidecar.exists():
-        meta = json.loads(sidecar.read_text())
+    elif meta:
         state = {"epoch": meta.get("epochs_trained", 0), "best_validation": meta.get("validation", {}),
                  "wall_seconds": meta.get("wall_seconds", 0.0)}
     best = state.get("best_validation") or {}
