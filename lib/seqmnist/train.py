@@ -409,6 +409,8 @@ def _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, m
     if config.task == "classify":
         record["train_accuracy"] = state.epoch_correct / state.epoch_samples
         record["val_accuracy"] = val["accuracy"]
+    if device.type == "cuda":  # sizes a GPU campaign's worker count (many workers share one card)
+        record["gpu_peak_mib"] = torch.cuda.max_memory_reserved(device) / 2**20
     state.history.append(record)
     state.epoch += 1
     state.position = 0
