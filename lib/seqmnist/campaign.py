@@ -75,11 +75,11 @@ REGULARIZED_FIELDS = dict(dropout=0.25, shift=3)
 CAMPAIGNS = (1, 2, 3, *SEEDS, REGULARIZED)
 # Each model ships the best of its campaigns' finished runs on the validation split: a classifier by
 # accuracy at its kept epoch, a predictor by loss. Every run's sidecar is kept in
-# weights/sweeps/campaign<N>/ (weights only where the run trained there). Until campaign 3,
-# classifiers too were compared by loss, so campaign 1's runs kept only sidecars.
+# weights/sweeps/campaign<N>/; campaigns 1 and 2 trained in weights/ itself, so of their runs only
+# those still shipped have weights (until campaign 3, classifiers too were compared by loss).
 SHIPPED_CAMPAIGN = {
     "classify-lstm-1x32": 3, "classify-lstm-1x64": 3, "classify-lstm-1x128": 4, "classify-lstm-3x32": 3,
-    "classify-gru-1x32": 3, "classify-gru-1x64": 3, "classify-gru-1x128": 1, "classify-gru-3x32": 1,
+    "classify-gru-1x32": 3, "classify-gru-1x64": 3, "classify-gru-1x128": 4, "classify-gru-3x32": 1,
     "predict-lstm-1x32": 3, "predict-lstm-1x64": 3, "predict-lstm-1x128": 2, "predict-lstm-3x32": 3,
     "predict-gru-1x32": 3, "predict-gru-1x64": 2, "predict-gru-1x128": 2, "predict-gru-3x32": 2,
 }
