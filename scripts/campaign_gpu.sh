@@ -22,15 +22,13 @@ python=${PYTHON:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # The package need not be installed; the allocator re-exec is a CPU-only speed-up.
 export PYTHONPATH="$repo/lib${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SEQMNIST_NO_REEXEC=1
-if [ $# -gt 0 ]; then
-    folders=()
-    for folder in "$@"; do
-        [ -f "$folder/runs.json" ] || { echo "$folder: no runs.json (not a campaign folder)" >&2; exit 2; }
-        folders+=("$(cd "$folder" && pwd)")
-    done
-else
-    folders=("${SEQMNIST_WEIGHTS:-$repo/weights}")
-fi
+campaign_folders=$#  # 0: the single campaign the environment names
+folders=()
+for folder in "$@"; do
+    [ -f "$folder/runs.json" ] || { echo "$folder: no runs.json (not a campaign folder)" >&2; exit 2; }
+    folders+=("$(cd "$folder" && pwd)")
+done
+[ $campaign_folders -gt 0 ] || folders=("${SEQMNIST_WEIGHTS:-$repo/weights}")
 
 snapshot() {
     [ -n "$snapshots" ] || return 0
@@ -44,10 +42,9 @@ snapshot() {
     done
 }
 
-train() {  # one campaign folder: its runs, then its status table
-    if [ $# -gt 0 ]; then
-        export SEQMNIST_WEIGHTS=$1 SEQMNIST_CAMPAIGN_FILE=$1/runs.json
-    fi
+train() {  # one weights folder: its runs, then its status table
+    export SEQMNIST_WEIGHTS=$1
+    [ $campaign_folders -eq 0 ] || export SEQMNIST_CAMPAIGN_FILE=$1/runs.json
     "$python" -m seqmnist campaign run --budget-minutes "$budget" --workers "$workers" \
         --chunk-epochs 1000 --device "$device"
     "$python" -m seqmnist campaign status --write
@@ -81,13 +78,9 @@ cleanup() {
 trap cleanup EXIT
 
 trainers=()
-if [ $# -gt 0 ]; then
-    for folder in "${folders[@]}"; do
-        train "$folder" & trainers+=($!)
-    done
-else
-    train & trainers+=($!)
-fi
+for folder in "${folders[@]}"; do
+    train "$folder" & trainers+=($!)
+done
 failed=0
 for trainer in "${trainers[@]}"; do
     wait "$trainer" || failed=1

@@ -165,14 +165,17 @@ def test_each_shipped_model_is_its_best_recorded_run_and_matches_the_declared_re
 def test_campaign_plans_give_each_campaign_its_recipe_and_match_the_recorded_runs():
     from seqmnist.paths import ROOT
 
-    third = {f"{r['task']}-{r['arch']}": r for r in campaign.campaign_plan(3)}
+    def by_name(plan):
+        return {f"{run['task']}-{run['arch']}": run for run in plan}
+
+    third = by_name(campaign.campaign_plan(3))
     assert len(third) == 16
     assert third["classify-gru-3x32"]["select"] == "accuracy"
     assert third["predict-gru-1x128"]["epochs"] == 2 * campaign.recipe("predict", "gru-1x128", 2)["epochs"]
     assert campaign.recipe("classify", "lstm-1x64", 1)["epochs"] < campaign.recipe("classify", "lstm-1x64", 2)["epochs"]
-    seeded = {f"{r['task']}-{r['arch']}": r for r in campaign.campaign_plan(4)}
+    seeded = by_name(campaign.campaign_plan(4))
     assert all(seeded[name] == {**run, "seed": 1} for name, run in third.items())
-    regularized = {f"{r['task']}-{r['arch']}": r for r in campaign.campaign_plan(campaign.REGULARIZED)}
+    regularized = by_name(campaign.campaign_plan(campaign.REGULARIZED))
     assert regularized["classify-lstm-1x128"] == {**third["classify-lstm-1x128"],
                                                   **campaign.REGULARIZED_FIELDS}
     assert regularized["classify-lstm-1x32"] == third["classify-lstm-1x32"]  # does not overfit

@@ -28,8 +28,8 @@ from .models import SEQUENCE_LENGTH
 EVAL_BATCH = {"lstm": 256, "gru": 1000}
 DEFAULT_EVAL_BATCH = 1000
 # On a GPU, memory rather than speed sets the batch: a GPU campaign runs 16-22 workers on one card
-# (22 ran an 80 GB H100 out of memory, each process holding 1.4-10.7 GB), and the activations of a
-# validation batch over 784 steps grow with its size.
+# (22 ran an 80 GB H100 out of memory), and the activations of a validation batch over 784 steps
+# grow with its size.
 CUDA_EVAL_BATCH = 256
 
 
