@@ -41,6 +41,20 @@ def test_campaign_runs_to_completion_and_keeps_only_final_weights(mini_campaign)
     assert (weights / "campaign_status.md").read_text().count("final") == 2
 
 
+def test_workers_share_out_the_cores_and_a_thread_count_reaches_the_worker(mini_campaign, monkeypatch):
+    assert campaign.threads_per_worker(2, cpus=2) == 1
+    assert campaign.threads_per_worker(1, cpus=2) == 2  # a lone run gets both cores
+    assert campaign.threads_per_worker(16, cpus=2) == 1
+    spec = mini_campaign / "campaign.json"
+    spec.write_text(json.dumps(json.loads(spec.read_text())[:1]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the runner's choice, not the inherited one, counts
+    campaign.run_campaign(budget_minutes=5, workers=1, threads=1, log_dir=mini_campaign / "logs")
+    log = (mini_campaign / "logs" / "classify-lstm-1x4.log").read_text()
+    assert "classify-lstm-1x4: 1 CPU thread(s)" in log
+    with pytest.raises(ConfigError, match="threads"):
+        campaign.run_campaign(budget_minutes=5, threads=0)
+
+
 def test_unknown_run_and_bad_budget(mini_campaign):
     with pytest.raises(ConfigError, match="unknown campaign run"):
         campaign.find_config("classify-lstm-9x9")

@@ -70,7 +70,8 @@ def cmd_campaign(args) -> None:
         print(json.dumps(campaign.campaign_plan(args.campaign, args.only), indent=1))
     elif args.action == "run":
         campaign.run_campaign(args.budget_minutes, workers=args.workers, only=args.only,
-                              chunk_epochs=args.chunk_epochs, device=args.device)
+                              chunk_epochs=args.chunk_epochs, device=args.device,
+                              threads=args.threads)
     elif args.action == "worker":
         if not args.name:
             raise SeqMnistError("campaign worker needs a run name")
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaign", type=int, default=3,
                    help="(plan) print this campaign's runs as a SEQMNIST_CAMPAIGN_FILE")
     p.add_argument("--chunk-epochs", type=int, default=1)
+    p.add_argument("--threads", type=int, help="(run) CPU threads per worker (default: cores / workers)")
     p.add_argument("--until-epoch", type=int)
     p.add_argument("--deadline", type=float)
     p.add_argument("--device", default="auto")

@@ -4,7 +4,7 @@ in wall-clock-bounded chunks.
 Every run is resumable, so the campaign proceeds across sessions: ``campaign run`` gives each
 unfinished run one more epoch at a time, always picking the run with the fewest completed epochs
 (a complete set of usable weights exists early, then all runs lengthen together), in parallel
-single-thread worker processes until ``--budget-minutes`` is spent. A worker stops at the deadline
+worker processes (the CPU cores shared out among them) until ``--budget-minutes`` is spent. A worker stops at the deadline
 after writing a checkpoint. A finished run keeps only its weights and sidecar: its checkpoint
 folder is deleted.
 
@@ -258,6 +258,7 @@ def train_one(name: str, until_epoch: int | None, deadline: float | None, device
     from .train import train
 
     config = find_config(name)
+    print(f"{name}: {torch.get_num_threads()} CPU thread(s)", flush=True)
     train(config, run_dir(config), weights_path(config), until_epoch=until_epoch, deadline=deadline,
           device=device, progress=progress, extend=True)
     finalize(config)
@@ -272,11 +273,20 @@ def workers_after_failure(error: str, workers: int, running: int) -> int | None:
     return None
 
 
+def threads_per_worker(workers: int, cpus: int | None = None) -> int:
+    """CPU threads for each of ``workers`` processes: the cores shared out, at least one. (Two
+    single-thread workers out-train one two-thread worker on two cores, but a lone run, such as
+    the last unfinished one, would leave a core idle.)"""
+    return max(1, (cpus or os.cpu_count() or 1) // workers)
+
+
 def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None = None,
-                 chunk_epochs: int = 1, device: str = "auto", log_dir: Path | None = None) -> None:
-    """Train unfinished runs, fewest epochs first, in ``workers`` parallel processes."""
-    if budget_minutes <= 0 or workers < 1 or chunk_epochs < 1:
-        raise ConfigError("budget-minutes must be > 0, workers and chunk-epochs >= 1")
+                 chunk_epochs: int = 1, device: str = "auto", log_dir: Path | None = None,
+                 threads: int | None = None) -> None:
+    """Train unfinished runs, fewest epochs first, in ``workers`` parallel processes of
+    ``threads`` CPU threads each (default: the cores shared out among the workers)."""
+    if budget_minutes <= 0 or workers < 1 or chunk_epochs < 1 or (threads is not None and threads < 1):
+        raise ConfigError("budget-minutes must be > 0, workers, chunk-epochs and threads >= 1")
     configs = [c for c in campaign_configs() if not only or c.name in only]
     unknown = set(only or ()) - {c.name for c in configs}
     if unknown:
@@ -285,7 +295,7 @@ def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None
     log_dir = log_dir or weights_dir().parent / "build" / "campaign-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen] = {}
-    env = fast_cpu_env(threads=1)
+    env = fast_cpu_env(threads=threads or threads_per_worker(workers))
     # SIGTERM (like Ctrl-C) stops the campaign cleanly: the workers get SIGTERM and checkpoint at
     # their next batch boundary (see train.py), then the status is written
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
