@@ -42,12 +42,9 @@ snapshot() {
     done
 }
 
-train() {  # one weights folder: its runs, then its status table
+use_folder() {  # the campaign of one weights folder (its runner writes the status table)
     export SEQMNIST_WEIGHTS=$1
     [ $campaign_folders -eq 0 ] || export SEQMNIST_CAMPAIGN_FILE=$1/runs.json
-    "$python" -m seqmnist campaign run --budget-minutes "$budget" --workers "$workers" \
-        --chunk-epochs 1000 --device "$device"
-    "$python" -m seqmnist campaign status --write
 }
 
 mps=0
@@ -65,10 +62,16 @@ if [ "$device" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null; then
 fi
 
 # the sleep runs in the background so that TERM ends the looper (and its sleep) at once: an
-# orphaned sleep would hold the caller's output open for up to 45 s
+# orphaned sleep would hold the caller's output open for up to 45 s. A snapshot under way when
+# TERM comes is finished first (else its partial archive would be left behind).
 (
-    trap 'kill $pause 2>/dev/null; exit 0' TERM
-    while :; do sleep 45 & pause=$!; wait $pause; snapshot; done
+    stopping=
+    trap 'stopping=1; kill $pause 2>/dev/null || true' TERM
+    while [ -z "$stopping" ]; do
+        sleep 45 & pause=$!
+        wait $pause || true
+        [ -n "$stopping" ] || snapshot
+    done
 ) &
 looper=$!
 cleanup() {
@@ -77,13 +80,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-trainers=()
+runners=()
 for folder in "${folders[@]}"; do
-    train "$folder" & trainers+=($!)
+    (use_folder "$folder"; exec "$python" -m seqmnist campaign run --budget-minutes "$budget" \
+        --workers "$workers" --chunk-epochs 1000 --device "$device") &
+    runners+=($!)
 done
+# TERM or Ctrl-C (a timeout, say) reaches every runner, whose workers checkpoint before they stop;
+# the last snapshot below then holds those checkpoints
+trap 'kill -TERM "${runners[@]}" 2>/dev/null || true' TERM INT
 failed=0
-for trainer in "${trainers[@]}"; do
-    wait "$trainer" || failed=1
+for runner in "${runners[@]}"; do
+    # a trapped signal interrupts wait while the runner still runs: wait again
+    while :; do
+        wait "$runner" && status=0 || status=$?
+        kill -0 "$runner" 2>/dev/null || break
+    done
+    [ $status -eq 0 ] || failed=1
 done
 kill "$looper" 2>/dev/null || true
 wait "$looper" 2>/dev/null || true

@@ -1,5 +1,6 @@
 """The campaign runner trains a miniature campaign in chunks, resumes it, and ships final weights."""
 
+import io
 import json
 import os
 import signal
@@ -273,3 +274,34 @@ def test_gpu_campaign_script_trains_campaign_folders_side_by_side(tmp_path):
             assert f"campaign{number}/campaign_status.md" in names
             weights[number] = archive.extractfile(f"campaign{number}/classify/lstm-1x4.safetensors").read()
     assert weights[4] != weights[5]  # each folder trained its own run (seed 4 and seed 5)
+
+
+def test_gpu_campaign_script_stopped_by_a_signal_packs_the_checkpoints(tmp_path):
+    """TERM to the script's whole process group (as a timeout sends it): every run stops at a
+    batch boundary with a checkpoint, and the last snapshot holds it."""
+    import tarfile
+
+    from seqmnist.paths import ROOT
+
+    folder = tmp_path / "campaign7"
+    folder.mkdir()
+    (folder / "runs.json").write_text(json.dumps([dict(task="classify", arch="lstm-1x4", **{
+        **TINY, "epochs": 50, "train_size": 128})]))
+    env = {**os.environ, "DEVICE": "cpu", "WORKERS": "1", "PYTHON": sys.executable,
+           "OMP_NUM_THREADS": "1"}
+    script = subprocess.Popen(["bash", str(ROOT / "scripts" / "campaign_gpu.sh"), "10",
+                               str(tmp_path / "out"), str(folder)], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    first_epoch = folder / "classify" / "lstm-1x4.json"
+    started = time.time()
+    while not first_epoch.exists() and script.poll() is None and time.time() - started < 300:
+        time.sleep(0.1)
+    assert first_epoch.exists(), "the first epoch did not end in 5 minutes"
+    os.killpg(script.pid, signal.SIGTERM)
+    output, _ = script.communicate(timeout=120)
+    assert script.returncode == 0 and "[campaign] stopped" in output, output
+    with tarfile.open(tmp_path / "out" / "campaign7.tgz") as archive:
+        checkpoint = archive.extractfile("campaign7/checkpoints/classify-lstm-1x4/checkpoint.pt").read()
+        status = archive.extractfile("campaign7/campaign_status.md").read().decode()
+    state = torch.load(io.BytesIO(checkpoint), weights_only=True)["state"]
+    assert 1 <= state["epoch"] < 50 and "/50" in status

@@ -77,6 +77,29 @@ def test_sigterm_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path, mnist):
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
+def test_a_repeated_sigterm_is_ignored_while_a_second_ctrl_c_acts_as_usual():
+    """A stop sent to a process group and forwarded by its parent arrives twice: the second SIGTERM
+    must not kill the run before its checkpoint; an impatient second Ctrl-C still interrupts."""
+    from seqmnist.train import _stop_on_signals
+
+    calls = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: calls.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with _stop_on_signals() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.requested == signal.SIGTERM and calls == []
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            assert calls == [signal.SIGINT]
+        os.kill(os.getpid(), signal.SIGTERM)  # the run is over: the previous handler is back
+        assert calls == [signal.SIGINT, signal.SIGTERM]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def test_deadline_stops_and_resume_continues(tmp_path, mnist):
     config = TrainConfig(**TINY)
     state = train(config, tmp_path / "run", deadline=time.time(), progress=False, mnist=mnist)

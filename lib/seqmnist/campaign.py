@@ -225,7 +225,8 @@ def progress_of(config: TrainConfig) -> Progress:
 
 
 def status_table() -> str:
-    """A Markdown table of every run's progress and best validation metric."""
+    """A Markdown table of every run's progress and the validation metrics of the epoch it keeps
+    (by validation loss or accuracy, as its recipe says)."""
     rows = []
     for config in campaign_configs():
         p = progress_of(config)
@@ -234,7 +235,7 @@ def status_table() -> str:
         acc = "-" if p.best_val_accuracy is None else f"{100 * p.best_val_accuracy:.2f} %"
         done = "final" if p.finished else ("partial" if p.has_weights else "none")
         rows.append([p.name, epochs, loss, acc, f"{p.wall_seconds / 3600:.2f}", done])
-    return markdown_table(["run", "epochs", "best val loss", "best val acc", "train time (h)",
+    return markdown_table(["run", "epochs", "kept val loss", "kept val acc", "train time (h)",
                            "weights"], rows)
 
 
@@ -280,6 +281,13 @@ def threads_per_worker(workers: int, cpus: int | None = None) -> int:
     return max(1, (cpus or os.cpu_count() or 1) // workers)
 
 
+def _stop_on_first_term(signum, frame):
+    """SIGTERM handler: stop like Ctrl-C, once. A second TERM (one to the process group and one
+    forwarded by scripts/campaign_gpu.sh) must not cut the workers' stop short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None = None,
                  chunk_epochs: int = 1, device: str = "auto", log_dir: Path | None = None,
                  threads: int | None = None) -> None:
@@ -298,7 +306,7 @@ def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None
     env = fast_cpu_env(threads=threads or threads_per_worker(workers))
     # SIGTERM (like Ctrl-C) stops the campaign cleanly: the workers get SIGTERM and checkpoint at
     # their next batch boundary (see train.py), then the status is written
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, _stop_on_first_term)
     stopped = False
     try:
         while True:

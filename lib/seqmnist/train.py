@@ -214,8 +214,9 @@ class _StopRequest:
 @contextlib.contextmanager
 def _stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     """While training, SIGINT (Ctrl-C) and SIGTERM stop the run at the next batch boundary with a
-    checkpoint, so that nothing is lost and the resumed run stays exact. (Main thread only; a
-    second signal of the same kind acts as usual.)"""
+    checkpoint, so that nothing is lost and the resumed run stays exact. (Main thread only.) A
+    second Ctrl-C acts as usual; a second SIGTERM is ignored, since a stop sent both to a process
+    group and by a parent that forwards it arrives twice (SIGKILL still kills)."""
     stop = _StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -224,7 +225,7 @@ def _stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
 
     def handler(signum, frame):
         stop.requested = signum
-        signal.signal(signum, previous[signum])
+        signal.signal(signum, previous[signum] if signum == signal.SIGINT else signal.SIG_IGN)
 
     for sig in signals:
         previous[sig] = signal.signal(sig, handler)
