@@ -4,8 +4,8 @@ in wall-clock-bounded chunks.
 Every run is resumable, so the campaign proceeds across sessions: ``campaign run`` gives each
 unfinished run one more epoch at a time, always picking the run with the fewest completed epochs
 (a complete set of usable weights exists early, then all runs lengthen together), in parallel
-worker processes (the CPU cores shared out among them) until ``--budget-minutes`` is spent. A worker stops at the deadline
-after writing a checkpoint. A finished run keeps only its weights and sidecar: its checkpoint
+worker processes (the CPU cores shared out among them) until ``--budget-minutes`` is spent. A
+worker stops at the deadline after writing a checkpoint. A finished run keeps only its weights and sidecar: its checkpoint
 folder is deleted.
 
 The declared list is the intent: raising a run's epochs here extends it from its checkpoint (the
