@@ -49,8 +49,10 @@ def test_workers_share_out_the_cores_and_a_thread_count_reaches_the_worker(mini_
     spec = mini_campaign / "campaign.json"
     spec.write_text(json.dumps(json.loads(spec.read_text())[:1]))
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the runner's choice, not the inherited one, counts
-    campaign.run_campaign(budget_minutes=5, workers=1, threads=1, log_dir=mini_campaign / "logs")
-    log = (mini_campaign / "logs" / "classify-lstm-1x4.log").read_text()
+    monkeypatch.setenv("SEQMNIST_BUILD", str(mini_campaign / "build"))
+    campaign.run_campaign(budget_minutes=5, workers=1, threads=1)
+    # the logs go to the build folder, under the weights folder's name
+    log = (mini_campaign / "build" / "campaign-logs" / "weights" / "classify-lstm-1x4.log").read_text()
     assert "classify-lstm-1x4: 1 CPU thread(s)" in log
     with pytest.raises(ConfigError, match="threads"):
         campaign.run_campaign(budget_minutes=5, threads=0)

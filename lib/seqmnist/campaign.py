@@ -32,7 +32,7 @@ from .data import atomic_write_bytes
 from .errors import ConfigError
 from .models import Architecture
 from .notebook import markdown_table
-from .paths import weights_dir
+from .paths import build_dir, weights_dir
 from .runtime import fast_cpu_env
 from .train import TrainConfig
 from .weights import shipped_path
@@ -300,7 +300,8 @@ def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None
     if unknown:
         raise ConfigError(f"unknown campaign runs: {', '.join(sorted(unknown))}")
     deadline = time.time() + budget_minutes * 60
-    log_dir = log_dir or weights_dir().parent / "build" / "campaign-logs"
+    # one log folder per weights folder: every campaign names its runs alike
+    log_dir = log_dir or build_dir() / "campaign-logs" / weights_dir().name
     log_dir.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen] = {}
     env = fast_cpu_env(threads=threads or threads_per_worker(workers))
