@@ -104,6 +104,17 @@ def test_short_hardware_names():
     assert short_hardware("?") == "?"
 
 
+def test_training_table_reads_each_sidecar_and_marks_untrained_models():
+    from seqmnist.tables import training_table
+
+    meta = {"epochs_trained": 30, "best_epoch": 27, "wall_seconds": 5400,
+            "config": {"epochs": 40, "lr": 0.00707}, "hardware": "cpu: x86_64, 2 cores"}
+    lines = training_table({"gru-1x64": meta, "lstm-1x32": None}).splitlines()
+    assert "kept epoch" in lines[0]
+    assert lines[2:] == ["| gru-1x64 | 30/40 | 27 | 0.00707 | 1.50 | 2-core CPU |",
+                         "| lstm-1x32 | not trained yet |  |  |  |  |"]
+
+
 def test_learning_curves_pair_cells_of_one_size_by_colour_and_tell_them_apart_by_style():
     from seqmnist import plots
 

@@ -54,7 +54,8 @@ def short_hardware(text: str) -> str:
 
 
 def training_table(sidecars: dict) -> str:
-    """Epochs, best epoch, training time and hardware of each shipped model, from its sidecar."""
+    """Epochs, the kept epoch (whose weights ship), training time and hardware of each shipped
+    model, from its sidecar."""
     rows = []
     for name, meta in sidecars.items():
         if meta is None:
@@ -65,7 +66,7 @@ def training_table(sidecars: dict) -> str:
                      meta.get("best_epoch", "?"), f"{config.get('lr', 0):g}",
                      f"{meta.get('wall_seconds', 0) / 3600:.2f}",
                      short_hardware(meta.get("hardware", "?"))])
-    return markdown_table(["model", "epochs", "best epoch", "lr", "train hours", "hardware"], rows)
+    return markdown_table(["model", "epochs", "kept epoch", "lr", "train hours", "hardware"], rows)
 
 
 def recipe_table(runs: dict) -> str:
