@@ -96,6 +96,21 @@ def test_recipe_table_lists_every_campaigns_run_and_which_ships(tmp_path):
     assert "accuracy" not in recipe_table(predictor)
 
 
+def test_sweep_table_marks_the_rate_of_lowest_loss_and_shows_accuracy_for_classifiers():
+    from seqmnist.tables import sweep_table
+
+    def candidate(lr, loss, accuracy=None):
+        validation = {"loss": loss, **({} if accuracy is None else {"accuracy": accuracy})}
+        return {"lr": lr, "best_val_loss": loss, "best_validation": validation}
+
+    record = {"task": "classify", "best_lr": 0.01,
+              "candidates": [candidate(0.003, 0.5624, 0.813), candidate(0.01, 0.3868, 0.8666)]}
+    assert sweep_table(record).splitlines()[2:] == ["| 0.003 | 0.5624 | 81.30 % |  |",
+                                                    "| 0.01 | 0.3868 | 86.66 % | yes |"]
+    predictor = {"task": "predict", "best_lr": 0.001, "candidates": [candidate(0.001, 0.2025)]}
+    assert sweep_table(predictor).splitlines()[2] == "| 0.001 | 0.2025 | yes |"
+
+
 def test_short_hardware_names():
     from seqmnist.tables import short_hardware
 

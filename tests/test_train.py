@@ -268,3 +268,16 @@ def test_sweep_records_every_rate_and_picks_the_lowest_validation_loss(tmp_path)
     assert all(c["best_val_loss"] == c["best_validation"]["loss"] for c in record["candidates"])
     assert load_sweep("classify", "lstm-1x8", tmp_path) == record
     assert not (tmp_path / "runs").exists()
+
+
+def test_sweeping_more_rates_extends_the_record_without_retraining(tmp_path):
+    from seqmnist.sweep import sweep
+
+    tiny = {k: v for k, v in TINY.items() if k not in ("task", "arch", "epochs", "lr")}
+    first = sweep("predict", "gru-1x8", rates=(3e-2,), epochs=1, out_dir=tmp_path, **tiny)
+    extended = sweep("predict", "gru-1x8", rates=(1e-3, 3e-2), epochs=1, out_dir=tmp_path, **tiny)
+    assert [c["lr"] for c in extended["candidates"]] == [1e-3, 3e-2]
+    assert extended["candidates"][1] == first["candidates"][0]  # kept, not retrained
+    assert extended["best_lr"] == min(extended["candidates"], key=lambda c: c["best_val_loss"])["lr"]
+    with pytest.raises(ConfigError, match="epochs=1"):
+        sweep("predict", "gru-1x8", rates=(1e-2,), epochs=2, out_dir=tmp_path, **tiny)

@@ -45,9 +45,10 @@ def cmd_train(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .sweep import sweep
+    from .sweep import DEFAULT_RATES, sweep
 
-    record = sweep(args.task, args.arch, rates=args.lrs, epochs=args.epochs, progress=not args.quiet)
+    record = sweep(args.task, args.arch, rates=args.lrs or DEFAULT_RATES, epochs=args.epochs,
+                   progress=not args.quiet)
     for candidate in record["candidates"]:
         print(f"lr {candidate['lr']:g}: best validation {candidate['best_validation']}")
     print(f"best lr {record['best_lr']:g}")
@@ -126,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("sweep", help="learning-rate sweep on the validation split")
     p.add_argument("task", choices=("classify", "predict"))
     p.add_argument("arch")
-    p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3, 8e-3])
+    p.add_argument("--lrs", type=float, nargs="+", help="rates to train (default: sweep."
+                   "DEFAULT_RATES; those already in the record are kept, not retrained)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)

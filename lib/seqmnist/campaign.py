@@ -85,6 +85,12 @@ SHIPPED_CAMPAIGN = {
 }
 
 
+def learning_rate_rule(task: str) -> str:
+    """How the campaigns set each model's peak learning rate, in words, for the notebooks."""
+    return (f"the campaigns' peak rate is {SWEPT_LR[task]:g} at {SWEPT_UNITS} units per layer, "
+            f"scaled by sqrt({SWEPT_UNITS} / units) for the other widths")
+
+
 def recipe(task: str, arch: str, campaign: int | None = None) -> dict:
     """The TrainConfig fields of ``campaign``'s run of a model (default: the run that ships)."""
     parsed = Architecture.parse(arch)

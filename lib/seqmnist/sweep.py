@@ -2,16 +2,19 @@
 
 Each candidate is an ordinary resumable run (so an interrupted sweep continues where it stopped);
 the record ``<out_dir>/<task>-<arch>.json`` keeps every candidate's validation curve for the
-notebooks to plot, and the candidates' checkpoints are deleted once it is written.
+notebooks to plot, and the candidates' checkpoints are deleted once it is written. Sweeping again
+with more rates extends the record: rates already recorded are not retrained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 from .data import atomic_write_bytes
+from .errors import ConfigError
 from .paths import weights_dir
 from .train import TrainConfig, train
 
@@ -24,11 +27,17 @@ def sweep_dir() -> Path:
 
 def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: Path | None = None,
           progress: bool = False, **config_overrides) -> dict:
-    """Train ``task``/``arch`` for ``epochs`` at each rate; returns and writes the record."""
+    """Train ``task``/``arch`` for ``epochs`` at each rate not yet in the record; returns and
+    writes the record (all its rates, in increasing order)."""
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir()
-    record = {"task": task, "arch": arch, "epochs": epochs, "candidates": []}
-    for lr in rates:
-        config = TrainConfig(task=task, arch=arch, epochs=epochs, lr=float(lr), **config_overrides)
+    recipe = TrainConfig(task=task, arch=arch, epochs=epochs, **config_overrides)
+    record = load_sweep(recipe.task, recipe.arch, out_dir) or {
+        "task": recipe.task, "arch": recipe.arch, "epochs": epochs, "candidates": []}
+    for candidate in record["candidates"]:
+        _check_same_recipe(TrainConfig(**candidate["config"]), recipe, out_dir)
+    recorded = {candidate["lr"] for candidate in record["candidates"]}
+    for lr in sorted({float(lr) for lr in rates} - recorded):
+        config = dataclasses.replace(recipe, lr=lr)
         run_dir = out_dir / "runs" / f"{config.name}-lr{lr:g}"
         state = train(config, run_dir, progress=progress)
         record["candidates"].append({
@@ -38,10 +47,11 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
             "best_val_loss": state.best_validation["loss"],
             "best_validation": state.best_validation,
         })
+    record["candidates"].sort(key=lambda c: c["lr"])
     best = min(record["candidates"], key=lambda c: c["best_val_loss"])
     record["best_lr"] = best["lr"]
     text = json.dumps(record, indent=1)
-    atomic_write_bytes(out_dir / f"{task}-{arch}.json", lambda handle: handle.write(text.encode()))
+    atomic_write_bytes(out_dir / f"{recipe.name}.json", lambda handle: handle.write(text.encode()))
     shutil.rmtree(out_dir / "runs", ignore_errors=True)  # the record keeps what matters
     return record
 
@@ -51,3 +61,14 @@ def load_sweep(task: str, arch: str, out_dir: Path | None = None) -> dict | None
     return json.loads(path.read_text()) if path.exists() else None
 
 
+
+
+def _check_same_recipe(recorded: TrainConfig, recipe: TrainConfig, out_dir: Path) -> None:
+    """Rates compare only under one recipe: refuse to extend a record made with another."""
+    differ = [field for field, value in dataclasses.asdict(recipe).items()
+              if field != "lr" and getattr(recorded, field) != value]
+    if differ:
+        raise ConfigError(
+            f"the sweep record {out_dir / (recipe.name + '.json')} was made with other settings "
+            f"({', '.join(f'{f}={getattr(recorded, f)!r}' for f in differ)}); move it away to "
+            "sweep this recipe")

@@ -69,6 +69,20 @@ def training_table(sidecars: dict) -> str:
     return markdown_table(["model", "epochs", "kept epoch", "lr", "train hours", "hardware"], rows)
 
 
+def sweep_table(record: dict) -> str:
+    """A learning-rate sweep record (seqmnist.sweep): each rate's best validation loss (and, for a
+    classifier, accuracy), the lowest loss marked."""
+    classifier = record["task"] == "classify"
+    rows = []
+    for candidate in record["candidates"]:
+        row = [f"{candidate['lr']:g}", f"{candidate['best_val_loss']:.4f}"]
+        if classifier:
+            row.append(f"{100 * candidate['best_validation'].get('accuracy', float('nan')):.2f} %")
+        rows.append(row + ["yes" if candidate["lr"] == record["best_lr"] else ""])
+    headers = ["lr", "best val loss", *(["best val accuracy"] if classifier else []), "lowest loss"]
+    return markdown_table(headers, rows)
+
+
 def recipe_table(runs: dict) -> str:
     """Every campaign's run of each model, on the validation split: epochs, shift augmentation, the
     epoch kept (and, for classifiers, whether chosen by validation loss or accuracy), the last
