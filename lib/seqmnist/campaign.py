@@ -81,7 +81,7 @@ SHIPPED_CAMPAIGN = {
     "classify-lstm-1x32": 3, "classify-lstm-1x64": 3, "classify-lstm-1x128": 4, "classify-lstm-3x32": 3,
     "classify-gru-1x32": 3, "classify-gru-1x64": 3, "classify-gru-1x128": 4, "classify-gru-3x32": 1,
     "predict-lstm-1x32": 3, "predict-lstm-1x64": 3, "predict-lstm-1x128": 2, "predict-lstm-3x32": 3,
-    "predict-gru-1x32": 3, "predict-gru-1x64": 2, "predict-gru-1x128": 2, "predict-gru-3x32": 3,
+    "predict-gru-1x32": 3, "predict-gru-1x64": 3, "predict-gru-1x128": 2, "predict-gru-3x32": 3,
 }
 
 
