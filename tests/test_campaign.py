@@ -208,6 +208,17 @@ def test_campaign_plans_give_each_campaign_its_recipe_and_match_the_recorded_run
         assert runs == campaign.campaign_plan(number, names), spec
 
 
+def test_learning_rate_note_says_whether_the_campaigns_rate_is_the_sweeps_best():
+    used = campaign.SWEPT_LR["classify"]
+    record = {"task": "classify", "epochs": 2, "best_lr": used}
+    assert f"{used:g} has the sweep's lowest validation loss" in campaign.learning_rate_note(record)
+    note = campaign.learning_rate_note({**record, "best_lr": 3 * used})
+    assert f"lowest validation loss is at {3 * used:g}, not {used:g}" in note
+    # what the note then claims: every campaign trained the swept width at the campaigns' rate
+    assert {campaign.recipe("classify", f"lstm-1x{campaign.SWEPT_UNITS}", number)["lr"]
+            for number in campaign.CAMPAIGNS} == {used}
+
+
 def test_ship_copies_the_declared_campaigns_finished_run_into_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQMNIST_WEIGHTS", str(tmp_path))
     monkeypatch.setattr(campaign, "SHIPPED_CAMPAIGN", {**campaign.SHIPPED_CAMPAIGN, "classify-lstm-1x32": 3})
