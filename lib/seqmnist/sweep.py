@@ -61,8 +61,6 @@ def load_sweep(task: str, arch: str, out_dir: Path | None = None) -> dict | None
     return json.loads(path.read_text()) if path.exists() else None
 
 
-
-
 def _check_same_recipe(recorded: TrainConfig, recipe: TrainConfig, out_dir: Path) -> None:
     """Rates compare only under one recipe: refuse to extend a record made with another."""
     differ = [field for field, value in dataclasses.asdict(recipe).items()
