@@ -5,8 +5,8 @@ Every run is resumable, so the campaign proceeds across sessions: ``campaign run
 unfinished run one more epoch at a time, always picking the run with the fewest completed epochs
 (a complete set of usable weights exists early, then all runs lengthen together), in parallel
 worker processes (the CPU cores shared out among them) until ``--budget-minutes`` is spent. A
-worker stops at the deadline after writing a checkpoint. A finished run keeps only its weights and sidecar: its checkpoint
-folder is deleted.
+worker stops at the deadline after writing a checkpoint. A finished run keeps only its weights
+and sidecar: its checkpoint folder is deleted.
 
 The declared list is the intent: raising a run's epochs here extends it from its checkpoint (the
 schedule continues from the learning rate reached; see ``train``). A run already finished has no
@@ -92,6 +92,7 @@ def learning_rate_note(record: dict) -> str:
     (seqmnist.sweep) of the same task, in words for the notebooks."""
     task, best, epochs = record["task"], record["best_lr"], record["epochs"]
     used = SWEPT_LR[task]
+    run_epochs = recipe(task, f"lstm-1x{SWEPT_UNITS}")["epochs"]  # the shipped run's length
     note = (f"The campaigns train at a peak rate of {used:g} at {SWEPT_UNITS} units per layer, "
             f"scaled by sqrt({SWEPT_UNITS} / units) for the other widths. ")
     if best == used:
@@ -99,8 +100,8 @@ def learning_rate_note(record: dict) -> str:
     return note + (
         f"After {epochs} epochs the sweep's lowest validation loss is at {best:g}, not {used:g}, "
         f"but no campaign has trained at {best:g}: a sweep this short rewards a fast start, not "
-        f"where a {EPOCHS[task]}-epoch cosine schedule ends, so whether {best:g} does better over "
-        "a whole run is open.")
+        f"where the shipped run's {run_epochs}-epoch cosine schedule ends, so whether {best:g} "
+        "does better over a whole run is open.")
 
 
 def recipe(task: str, arch: str, campaign: int | None = None) -> dict:
