@@ -200,7 +200,17 @@ def test_campaign_plans_give_each_campaign_its_recipe_and_match_the_recorded_run
     with pytest.raises(ConfigError):
         campaign.campaign_plan(3, ["classify-lstm-9x9"])
     with pytest.raises(ConfigError):
-        campaign.recipe("classify", "lstm-1x64", 7)
+        campaign.recipe("classify", "lstm-1x64", max(campaign.CAMPAIGNS) + 1)
+    sweep_best = by_name(campaign.campaign_plan(campaign.SWEEP_BEST))
+    factor = campaign.SWEEP_BEST_LR["classify"] / campaign.SWEPT_LR["classify"]
+    for name, run in third.items():
+        faster = sweep_best[name]
+        if name.startswith("classify"):
+            assert faster["lr"] == pytest.approx(factor * run["lr"], rel=1e-2), name
+        assert {**faster, "lr": run["lr"]} == run, name
+    # campaign 7's rate is the one the committed classifier sweep found best
+    record = json.loads((ROOT / "weights" / "sweeps" / "classify-lstm-1x64.json").read_text())
+    assert campaign.SWEEP_BEST_LR["classify"] == record["best_lr"]
     for spec in (ROOT / "weights" / "sweeps").glob("campaign*/runs.json"):
         runs = json.loads(spec.read_text())
         number = int(spec.parent.name.removeprefix("campaign"))
@@ -208,15 +218,59 @@ def test_campaign_plans_give_each_campaign_its_recipe_and_match_the_recorded_run
         assert runs == campaign.campaign_plan(number, names), spec
 
 
-def test_learning_rate_note_says_whether_the_campaigns_rate_is_the_sweeps_best():
+def _sidecar(lr: float, accuracy: float, **config) -> dict:
+    return {"config": {"lr": lr, "epochs": 40, "shift": 2, **config},
+            "validation": {"accuracy": accuracy, "loss": 1 - accuracy}}
+
+
+def test_learning_rate_note_weighs_a_whole_run_at_the_sweeps_best_rate_against_its_twin():
     used = campaign.SWEPT_LR["classify"]
-    record = {"task": "classify", "epochs": 2, "best_lr": used}
+    record = {"task": "classify", "arch": "lstm-1x64", "epochs": 2, "best_lr": used}
     assert f"{used:g} has the sweep's lowest validation loss" in campaign.learning_rate_note(record)
-    note = campaign.learning_rate_note({**record, "best_lr": 3 * used})
-    assert f"lowest validation loss is at {3 * used:g}, not {used:g}" in note
-    # what the note then claims: every campaign trained the swept width at the campaigns' rate
-    assert {campaign.recipe("classify", f"lstm-1x{campaign.SWEPT_UNITS}", number)["lr"]
-            for number in campaign.CAMPAIGNS} == {used}
+    record["best_lr"] = best = 3 * used
+    note = campaign.learning_rate_note(record)
+    assert f"lowest validation loss is at {best:g}, not {used:g}" in note
+    assert f"no campaign has trained at {best:g}" in note
+    # a run at the best rate with a twin at the campaigns' rate settles the question
+    runs = [("3", _sidecar(used, 0.987), True), ("7", _sidecar(best, 0.980), False)]
+    note = campaign.learning_rate_note(record, runs)
+    assert f"Campaign 7 trained lstm-1x64 at {best:g} for a whole 40-epoch run" in note
+    assert "98.00 %, against 98.70 % for campaign 3" in note
+    assert "best rate does not win a whole run" in note
+    runs[1] = ("7", _sidecar(best, 0.990), False)
+    assert "best rate also wins a whole run" in campaign.learning_rate_note(record, runs)
+    # runs that differ in anything but the rate are no twins
+    runs[1] = ("7", _sidecar(best, 0.990, shift=3), False)
+    assert "no campaign has trained at" in campaign.learning_rate_note(record, runs)
+    predictor = {"task": "predict", "arch": "lstm-1x64", "epochs": 2, "best_lr": 0.01}
+    runs = [("3", _sidecar(0.003, 0.92), True), ("7", _sidecar(0.01, 0.93), False)]
+    note = campaign.learning_rate_note(predictor, runs)
+    assert "validation loss 0.0700 nats per pixel, against 0.0800" in note
+    assert "also wins" in note  # lower loss is better
+
+
+def test_committed_records_settle_the_classifier_sweeps_open_question():
+    from seqmnist.paths import ROOT
+    from seqmnist.results import campaign_runs
+    from seqmnist.sweep import load_sweep
+
+    record = load_sweep("classify", "lstm-1x64", ROOT / "weights" / "sweeps")
+    runs = campaign_runs("classify", ["lstm-1x64"], weights_dir=ROOT / "weights")["lstm-1x64"]
+    note = campaign.learning_rate_note(record, runs)
+    assert f"Campaign {campaign.SWEEP_BEST} trained lstm-1x64 at {record['best_lr']:g}" in note
+
+
+def test_recipe_changes_name_what_each_campaign_varies():
+    assert campaign.recipe_changes("classify", 3) == ""
+    assert campaign.recipe_changes("classify", 4) == f"seed {campaign.SEEDS[4]}"
+    assert campaign.recipe_changes("classify", campaign.REGULARIZED) == ", ".join(
+        f"{key} {value}" for key, value in campaign.REGULARIZED_FIELDS.items())
+    assert campaign.recipe_changes("classify", campaign.SWEEP_BEST) == "peak lr x3"
+    assert campaign.recipe_changes("predict", campaign.SWEEP_BEST) == ""
+    runs = {"lstm-1x128": [("3", {}, True), ("4", {}, False)], "gru-3x32": [("6", {}, False)]}
+    assert campaign.campaigns_legend("classify", runs) == (
+        f"campaign 4: seed {campaign.SEEDS[4]}; campaign 6: "
+        + campaign.recipe_changes("classify", campaign.REGULARIZED))
 
 
 def test_ship_copies_the_declared_campaigns_finished_run_into_weights(tmp_path, monkeypatch):
