@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqmnist.errors import CheckpointError, ConfigError
+from seqmnist.errors import CheckpointError, ConfigError, TrainingDiverged
 from seqmnist.train import TrainConfig, learning_rate, train
 from seqmnist.weights import load_weights
 
@@ -281,3 +281,53 @@ def test_sweeping_more_rates_extends_the_record_without_retraining(tmp_path):
     assert extended["best_lr"] == min(extended["candidates"], key=lambda c: c["best_val_loss"])["lr"]
     with pytest.raises(ConfigError, match="epochs=1"):
         sweep("predict", "gru-1x8", rates=(1e-2,), epochs=2, out_dir=tmp_path, **tiny)
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_sound_checkpoint(
+        tmp_path, mnist, monkeypatch):
+    import seqmnist.train as train_module
+
+    config = TrainConfig(**TINY)
+    run, weights = tmp_path / "run", tmp_path / "w.safetensors"
+    train(config, run, weights, until_epoch=1, progress=False, mnist=mnist)
+    checkpoint, sidecar = (run / "checkpoint.pt").read_bytes(), weights.with_suffix(".json").read_text()
+
+    def diverging_model(*args, **kwargs):  # the loss turns NaN, as at too high a learning rate
+        model = build_model(*args, **kwargs)
+        sound_loss = model.loss
+        model.loss = lambda x, y: (lambda loss, extra: (loss * float("nan"), extra))(*sound_loss(x, y))
+        return model
+
+    build_model = train_module.build_model
+    monkeypatch.setattr(train_module, "build_model", diverging_model)
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 2, batch 1 \(loss nan"):
+        # a checkpoint after every batch: the diverged step must not reach the disk
+        train(config, run, weights, progress=False, mnist=mnist, checkpoint_minutes=0)
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint
+    assert weights.with_suffix(".json").read_text() == sidecar
+
+
+def test_a_sweep_records_a_diverged_rate_instead_of_failing(tmp_path, monkeypatch):
+    import seqmnist.sweep as sweep_module
+    from seqmnist import tables
+
+    tiny = {k: v for k, v in TINY.items() if k not in ("task", "arch", "epochs", "lr")}
+    sound_train = sweep_module.train
+    before = [{"epoch": 1, "train_loss": 2.0, "val_loss": 2.5, "val_accuracy": 0.2}]
+
+    def train_diverging_above(config, run_dir, **kwargs):
+        if config.lr > 1e-2:
+            raise TrainingDiverged("diverged at epoch 2", before)
+        return sound_train(config, run_dir, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "train", train_diverging_above)
+    record = sweep_module.sweep("classify", "lstm-1x8", rates=(1e-3, 3e-2), epochs=1,
+                                out_dir=tmp_path, **tiny)
+    diverged = record["candidates"][1]
+    assert diverged["lr"] == 3e-2 and diverged["best_val_loss"] is None
+    assert diverged["diverged"] == "diverged at epoch 2" and diverged["history"] == before
+    assert record["best_lr"] == 1e-3
+    assert "| 0.03 | diverged | - |" in tables.sweep_table(record)
+    with pytest.raises(TrainingDiverged, match="every swept rate diverged"):
+        sweep_module.sweep("classify", "lstm-1x8", rates=(5e-2,), epochs=1,
+                           out_dir=tmp_path / "other", **tiny)

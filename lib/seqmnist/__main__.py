@@ -50,7 +50,7 @@ def cmd_sweep(args) -> None:
     record = sweep(args.task, args.arch, rates=args.lrs or DEFAULT_RATES, epochs=args.epochs,
                    progress=not args.quiet)
     for candidate in record["candidates"]:
-        print(f"lr {candidate['lr']:g}: best validation {candidate['best_validation']}")
+        print(f"lr {candidate['lr']:g}: best validation {candidate['best_validation'] or 'diverged'}")
     print(f"best lr {record['best_lr']:g}")
 
 

@@ -15,3 +15,12 @@ class ConfigError(SeqMnistError):
 
 class CheckpointError(SeqMnistError):
     """A checkpoint or weights file is damaged, missing its sidecar, or for another model."""
+
+
+class TrainingDiverged(SeqMnistError):
+    """The training loss or gradient norm became NaN or infinite (a learning rate too high).
+    ``history`` holds the records of the epochs completed before."""
+
+    def __init__(self, message: str, history=()):
+        super().__init__(message)
+        self.history = list(history)

@@ -149,7 +149,7 @@ def learning_curves(histories: dict, metrics=("train_loss", "val_loss"), labels:
 
 def sweep_curves(record: dict, metric: str = "val_loss"):
     """Validation curves of a learning-rate sweep record (see seqmnist.sweep), one line per rate."""
-    histories = {f"lr {c['lr']:g}": c["history"] for c in record["candidates"]}
+    histories = {f"lr {c['lr']:g}": c["history"] for c in record["candidates"] if c["history"]}
     title = f"learning-rate sweep: {record['task']} {record['arch']}, {record['epochs']} epochs each"
     metrics = (metric, "val_accuracy") if record["task"] == "classify" else (metric,)
     return learning_curves(histories, metrics, title=title)

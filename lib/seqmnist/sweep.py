@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from .data import atomic_write_bytes
-from .errors import ConfigError
+from .errors import ConfigError, TrainingDiverged
 from .paths import weights_dir
 from .train import TrainConfig, train
 
@@ -28,7 +28,8 @@ def sweep_dir() -> Path:
 def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: Path | None = None,
           progress: bool = False, **config_overrides) -> dict:
     """Train ``task``/``arch`` for ``epochs`` at each rate not yet in the record; returns and
-    writes the record (all its rates, in increasing order)."""
+    writes the record (all its rates, in increasing order). A rate whose run diverges is recorded
+    as such (``diverged``, no validation scores), not raised."""
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir()
     recipe = TrainConfig(task=task, arch=arch, epochs=epochs, **config_overrides)
     record = load_sweep(recipe.task, recipe.arch, out_dir) or {
@@ -39,17 +40,20 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
     for lr in sorted({float(lr) for lr in rates} - recorded):
         config = dataclasses.replace(recipe, lr=lr)
         run_dir = out_dir / "runs" / f"{config.name}-lr{lr:g}"
-        state = train(config, run_dir, progress=progress)
-        record["candidates"].append({
-            "lr": float(lr),
-            "config": config.to_dict(),
-            "history": state.history,
-            "best_val_loss": state.best_validation["loss"],
-            "best_validation": state.best_validation,
-        })
+        try:
+            state = train(config, run_dir, progress=progress)
+            outcome = {"history": state.history, "best_val_loss": state.best_validation["loss"],
+                       "best_validation": state.best_validation}
+        except TrainingDiverged as error:  # a rate too high is a finding of the sweep
+            print(error, flush=True)
+            outcome = {"history": error.history, "best_val_loss": None, "best_validation": None,
+                       "diverged": str(error)}
+        record["candidates"].append({"lr": float(lr), "config": config.to_dict(), **outcome})
     record["candidates"].sort(key=lambda c: c["lr"])
-    best = min(record["candidates"], key=lambda c: c["best_val_loss"])
-    record["best_lr"] = best["lr"]
+    sound = [c for c in record["candidates"] if c["best_val_loss"] is not None]
+    if not sound:
+        raise TrainingDiverged(f"{recipe.name}: every swept rate diverged; sweep lower rates")
+    record["best_lr"] = min(sound, key=lambda c: c["best_val_loss"])["lr"]
     text = json.dumps(record, indent=1)
     atomic_write_bytes(out_dir / f"{recipe.name}.json", lambda handle: handle.write(text.encode()))
     shutil.rmtree(out_dir / "runs", ignore_errors=True)  # the record keeps what matters

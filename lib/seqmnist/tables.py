@@ -71,10 +71,13 @@ def training_table(sidecars: dict) -> str:
 
 def sweep_table(record: dict) -> str:
     """A learning-rate sweep record (seqmnist.sweep): each rate's best validation loss (and, for a
-    classifier, accuracy), the lowest loss marked."""
+    classifier, accuracy), the lowest loss marked, a diverged rate said so."""
     classifier = record["task"] == "classify"
     rows = []
     for candidate in record["candidates"]:
+        if candidate["best_val_loss"] is None:
+            rows.append([f"{candidate['lr']:g}", "diverged", *(["-"] if classifier else []), ""])
+            continue
         row = [f"{candidate['lr']:g}", f"{candidate['best_val_loss']:.4f}"]
         if classifier:
             row.append(f"{100 * candidate['best_validation'].get('accuracy', float('nan')):.2f} %")

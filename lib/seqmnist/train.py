@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from .data import load_mnist, shift_images
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .evaluate import evaluate
 from .models import TASKS, build_model, canonical_arch
 from .weights import (code_version, hardware, hardware_summary, read_sidecar, save_weights,
@@ -310,13 +310,22 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
                 loss, extra = model.loss(x, y_train[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if config.clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                        if config.clip else None)
                 optimizer.step()
+                value = loss.item()
+                if not math.isfinite(value) or (norm is not None and not math.isfinite(norm.item())):
+                    # stop before anything is saved: the last checkpoint and weights stay sound
+                    raise TrainingDiverged(
+                        f"{config.name}: training diverged at epoch {state.epoch + 1}, batch "
+                        f"{state.position + 1} (loss {value:.4g}, gradient norm "
+                        f"{'-' if norm is None else f'{norm.item():.4g}'}); nothing was saved "
+                        f"after the last checkpoint. Lower the learning rate (lr {config.lr:g}).",
+                        state.history)
                 elapsed = time.time() - started
                 state.position += 1
                 state.step += 1
-                state.epoch_loss += loss.item() * len(index)
+                state.epoch_loss += value * len(index)
                 state.epoch_correct += int(extra.get("correct", 0))
                 state.epoch_samples += len(index)
                 state.epoch_seconds += elapsed
