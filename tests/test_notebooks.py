@@ -13,6 +13,8 @@ import pytest
 from papermill import execute_notebook
 from papermill.exceptions import PapermillExecutionError
 
+from seqmnist.errors import SeqMnistError
+
 ROOT = Path(__file__).resolve().parents[1]
 TASK_NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 CACHED_NOTEBOOKS = ("prediction", "inpainting")  # those with a use_cache parameter
@@ -102,3 +104,23 @@ def test_report_converts_to_pdf_with_its_tables(quick_build, tmp_path):
     pdf = convert(source, "pdf", tmp_path)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Testing Accuracy" in text and "Training Loss" in text
+
+
+def test_latex_asks_room_for_each_table_before_it_starts(tmp_path):
+    """templates/report: a Markdown output with a table first makes sure that its caption and
+    rows fit on the page (a new page if not); other outputs are left alone."""
+    from seqmnist.report import convert
+
+    table = "**A caption**\n\n| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n"
+    cell = nbformat.v4.new_code_cell("", outputs=[
+        nbformat.v4.new_output("display_data", {"text/markdown": table}),
+        nbformat.v4.new_output("display_data", {"text/markdown": "*no table here*"})])
+    source = tmp_path / "tables.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), source)
+    tex = convert(source, "latex", tmp_path).read_text()
+    assert "\\newcommand{\\seqmnistneedlines}" in tex
+    assert tex.count("\\seqmnistneedlines{") == 1  # the one table
+    needs = tex.index("\\seqmnistneedlines{8}")  # header, rule, 2 rows (4 lines) and 4 spare
+    assert needs < tex.index("A caption") < tex.index("\\begin{longtable}")
+    with pytest.raises(SeqMnistError, match="cannot convert to 'docx'"):
+        convert(source, "docx", tmp_path)

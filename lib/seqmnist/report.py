@@ -58,12 +58,18 @@ def ensure_latex() -> bool:
 
 
 def convert(notebook: Path, to: str, output_dir: Path) -> Path:
-    """nbconvert ``notebook`` to html or pdf without code cells."""
-    command = [sys.executable, "-m", "nbconvert", "--to", to, "--no-input", "--output-dir",
-               str(output_dir), str(notebook)]
+    """nbconvert ``notebook`` to html, pdf or latex without code cells; pdf and latex through
+    templates/report, which keeps a table whole where it fits on a page."""
+    suffixes = {"html": ".html", "pdf": ".pdf", "latex": ".tex"}
+    if to not in suffixes:
+        raise SeqMnistError(f"cannot convert to {to!r}: one of {', '.join(suffixes)}")
+    template = [] if to == "html" else [
+        f"--TemplateExporter.extra_template_basedirs={Path(__file__).parent / 'templates'}",
+        "--template", "report"]
+    command = [sys.executable, "-m", "nbconvert", "--to", to, *template, "--no-input",
+               "--output-dir", str(output_dir), str(notebook)]
     result = subprocess.run(command, capture_output=True, text=True)
-    suffix = ".html" if to == "html" else ".pdf"
-    target = output_dir / (notebook.stem + suffix)
+    target = output_dir / (notebook.stem + suffixes[to])
     if result.returncode != 0 or not target.exists():
         raise SeqMnistError(f"nbconvert --to {to} failed for {notebook}: {result.stderr.strip()[-800:]}")
     return target
