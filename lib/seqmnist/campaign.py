@@ -77,8 +77,8 @@ REGULARIZED = 6
 REGULARIZED_FIELDS = dict(dropout=0.25, shift=3)
 # The classifier sweep's best rate after two epochs, 3e-2, is three times the campaigns' 1e-2:
 # campaign 7 repeats campaign 3's classifiers at the sweep's best rate, to see whether a fast start
-# also ends better after a whole cosine schedule (it did not: every run ended below its campaign-3
-# twin on validation accuracy, and gru-3x32 diverged).
+# also ends better after a whole cosine schedule (it did not: each of its five runs ended below its
+# campaign-3 twin on validation accuracy, and both GRUs diverged).
 SWEEP_BEST = 7
 SWEEP_BEST_LR = {"classify": 3e-2}
 CAMPAIGNS = (1, 2, 3, *SEEDS, REGULARIZED, SWEEP_BEST)
@@ -104,7 +104,7 @@ def learning_rate_note(record: dict, runs=()) -> str:
     note = (f"The campaigns train at a peak rate of {used:g} at {SWEPT_UNITS} units per layer, "
             f"scaled by sqrt({SWEPT_UNITS} / units) for the other widths. ")
     if best == used:
-        return note + f"{used:g} has the sweep's lowest validation loss after {epochs} epochs."
+        return note + f"After {epochs} epochs the sweep's lowest validation loss is at {used:g} too."
     note += f"After {epochs} epochs the sweep's lowest validation loss is at {best:g}, not {used:g}"
     twins = twin_runs(runs, best, used)
     if twins is None:

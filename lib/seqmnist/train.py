@@ -316,6 +316,8 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
                 value = loss.item()
                 if not math.isfinite(value) or (norm is not None and not math.isfinite(norm.item())):
                     # stop before anything is saved: the last checkpoint and weights stay sound
+                    if bar is not None:
+                        bar.close()
                     raise TrainingDiverged(
                         f"{config.name}: training diverged at epoch {state.epoch + 1}, batch "
                         f"{state.position + 1} (loss {value:.4g}, gradient norm "
