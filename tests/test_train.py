@@ -295,7 +295,12 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_sound_check
     def diverging_model(*args, **kwargs):  # the loss turns NaN, as at too high a learning rate
         model = build_model(*args, **kwargs)
         sound_loss = model.loss
-        model.loss = lambda x, y: (lambda loss, extra: (loss * float("nan"), extra))(*sound_loss(x, y))
+
+        def nan_loss(x, y):
+            loss, extra = sound_loss(x, y)
+            return loss * float("nan"), extra
+
+        model.loss = nan_loss
         return model
 
     build_model = train_module.build_model
