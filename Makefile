@@ -10,8 +10,16 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# pyproject.toml's requires-python, checked first in one line (pip's own error is pages long):
+# the interpreter that makes .venv, or .venv's own when an earlier attempt left one.
+PY_OK      := import sys; sys.exit(sys.version_info < (3, 11))
+PY_VERSION := import sys; print("%d.%d.%d" % tuple(sys.version_info[:3]))
+need_python = $(1) -c '$(PY_OK)' 2>/dev/null || { echo "error: seqmnist needs Python >= 3.11; \
+	found $$($(1) -c '$(PY_VERSION)' 2>/dev/null || echo no Python) at $$(command -v $(1) || echo $(1)) ($(2))" >&2; exit 1; }
+
 $(STAMP): requirements.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if test -x $(PY); then $(call need_python,$(PY),delete $(VENV) and set PYTHON=...); \
+	else $(call need_python,$(PYTHON),set PYTHON=...) && $(PYTHON) -m venv $(VENV); fi
 	@echo "[setup] installing pinned requirements into $(VENV)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -21,7 +29,7 @@ data: setup
 	@$(PY) -m seqmnist data
 
 test: setup
-	@$(PY) -m pytest -q tests
+	@$(PY) -m pytest -q -rs tests
 
 evaluate: setup
 	@$(PY) -m seqmnist evaluate

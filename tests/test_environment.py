@@ -1,6 +1,11 @@
-"""environment.yml (conda) must pin exactly what requirements.txt pins, plus the package itself."""
+"""environment.yml (conda) must pin exactly what requirements.txt pins, plus the package itself;
+the Makefile refuses a Python older than pyproject.toml's requires-python in one line."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +65,51 @@ def test_yaml_agrees_with_line_parser():
     assert spec["name"] == "seqmnist"
     pip = [d for d in spec["dependencies"] if isinstance(d, dict)]
     assert len(pip) == 1 and pip[0]["pip"] == environment_pip_lines(text)
+
+
+def fake_python(path: Path, version: tuple) -> Path:
+    """An interpreter that reports ``version``: it runs ``-c CODE`` on this one with
+    sys.version_info replaced, and refuses anything else (venv, pip) with exit status 99."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""#!/bin/sh
+[ "$1" = "-c" ] || {{ echo "fake python: refused $*" >&2; exit 99; }}
+exec "{sys.executable}" -c "import sys; sys.version_info = {version + ('final', 0)}; exec(sys.argv[1])" "$2"
+""")
+    path.chmod(0o755)
+    return path
+
+
+def make_setup(tmp_path, *args):
+    """``make setup`` in ``tmp_path``, on a copy of the files its set-up rule reads."""
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path), *args, "setup"],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.requires_programs("make")
+def test_make_refuses_an_old_python_before_making_the_venv(tmp_path):
+    old = fake_python(tmp_path / "bin" / "python3", (3, 10, 12))
+    done = make_setup(tmp_path, f"PYTHON={old}")
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[0] == (
+        f"error: seqmnist needs Python >= 3.11; found 3.10.12 at {old} (set PYTHON=...)")
+    assert not (tmp_path / ".venv").exists()
+    missing = make_setup(tmp_path, f"PYTHON={tmp_path / 'none'}")
+    assert missing.returncode != 0
+    assert f"found no Python at {tmp_path / 'none'} (set PYTHON=...)" in missing.stderr
+
+
+@pytest.mark.requires_programs("make")
+def test_make_refuses_an_old_venv_and_lets_a_new_python_through(tmp_path):
+    fake_python(tmp_path / ".venv" / "bin" / "python", (3, 10, 12))  # left by an earlier attempt
+    done = make_setup(tmp_path)
+    assert done.returncode != 0
+    assert "found 3.10.12 at .venv/bin/python (delete .venv and set PYTHON=...)" in done.stderr
+    assert "refused" not in done.stderr  # stopped before pip
+    shutil.rmtree(tmp_path / ".venv")
+    new = fake_python(tmp_path / "bin" / "python3", (3, 11, 0))
+    done = make_setup(tmp_path, f"PYTHON={new}")
+    assert "error: seqmnist needs" not in done.stderr
+    assert "fake python: refused -m venv .venv" in done.stderr  # on to making the venv

@@ -3,7 +3,6 @@ parameter of the wrong type."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,8 +92,7 @@ def test_wrong_type_parameter_stops_at_the_check(tmp_path, name):
     assert not (tmp_path / "never").exists()
 
 
-@pytest.mark.skipif(not (shutil.which("xelatex") and shutil.which("pandoc") and shutil.which("pdftotext")),
-                    reason="needs LaTeX (xelatex, pandoc) and pdftotext")
+@pytest.mark.requires_programs("xelatex", "pandoc", "pdftotext")
 def test_report_converts_to_pdf_with_its_tables(quick_build, tmp_path):
     from seqmnist.report import convert
 
@@ -106,21 +104,45 @@ def test_report_converts_to_pdf_with_its_tables(quick_build, tmp_path):
     assert "Testing Accuracy" in text and "Training Loss" in text
 
 
-def test_latex_asks_room_for_each_table_before_it_starts(tmp_path):
-    """templates/report: a Markdown output with a table first makes sure that its caption and
-    rows fit on the page (a new page if not); other outputs are left alone."""
-    from seqmnist.report import convert
-
+def table_notebook():
+    """One code cell whose outputs are a captioned Markdown table (header, rule, 2 rows), then
+    Markdown without a table."""
     table = "**A caption**\n\n| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n"
     cell = nbformat.v4.new_code_cell("", outputs=[
         nbformat.v4.new_output("display_data", {"text/markdown": table}),
         nbformat.v4.new_output("display_data", {"text/markdown": "*no table here*"})])
-    source = tmp_path / "tables.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), source)
-    tex = convert(source, "latex", tmp_path).read_text()
+    return nbformat.v4.new_notebook(cells=[cell])
+
+
+def keep_markdown(source, from_format, to_format, extra_args=None):
+    """Stands in for nbconvert's ``convert_pandoc`` filter: the Markdown as it is, so the
+    template's rule is tested where pandoc is not installed."""
+    return source
+
+
+def test_latex_asks_room_for_each_table_before_it_starts(tmp_path):
+    """templates/report: a Markdown output with a table first makes sure that its caption and
+    rows fit on the page (a new page if not); other outputs are left alone."""
+    from seqmnist.report import convert, latex_exporter
+
+    exporter = latex_exporter(filters={"convert_pandoc": keep_markdown}, exclude_input=True)
+    tex, _ = exporter.from_notebook_node(table_notebook())
     assert "\\newcommand{\\seqmnistneedlines}" in tex
     assert tex.count("\\seqmnistneedlines{") == 1  # the one table
     needs = tex.index("\\seqmnistneedlines{8}")  # header, rule, 2 rows (4 lines) and 4 spare
-    assert needs < tex.index("A caption") < tex.index("\\begin{longtable}")
+    assert needs < tex.index("A caption") < tex.index("| 3 | 4 |") < tex.index("no table here")
     with pytest.raises(SeqMnistError, match="cannot convert to 'docx'"):
-        convert(source, "docx", tmp_path)
+        convert(tmp_path / "tables.ipynb", "docx", tmp_path)
+
+
+@pytest.mark.requires_programs("pandoc")
+def test_latex_through_pandoc_asks_room_before_the_longtable(tmp_path):
+    """The same rule on nbconvert's command line (``report.convert``), with pandoc's table."""
+    from seqmnist.report import convert
+
+    source = tmp_path / "tables.ipynb"
+    nbformat.write(table_notebook(), source)
+    tex = convert(source, "latex", tmp_path).read_text()
+    assert tex.count("\\seqmnistneedlines{") == 1
+    needs = tex.index("\\seqmnistneedlines{8}")
+    assert needs < tex.index("A caption") < tex.index("\\begin{longtable}")

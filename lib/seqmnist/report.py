@@ -18,6 +18,8 @@ from .paths import ROOT, build_dir
 
 NOTEBOOKS = ("theory", "classification", "prediction", "inpainting")
 TEX_PACKAGES = ("texlive-xetex", "texlive-fonts-recommended", "texlive-plain-generic", "pandoc")
+TEMPLATES = Path(__file__).parent / "templates"
+REPORT_TEMPLATE = "report"  # templates/report: nbconvert's LaTeX template plus a rule per table
 
 
 def _stage(message: str, started: float) -> None:
@@ -64,8 +66,7 @@ def convert(notebook: Path, to: str, output_dir: Path) -> Path:
     if to not in suffixes:
         raise SeqMnistError(f"cannot convert to {to!r}: one of {', '.join(suffixes)}")
     template = [] if to == "html" else [
-        f"--TemplateExporter.extra_template_basedirs={Path(__file__).parent / 'templates'}",
-        "--template", "report"]
+        f"--TemplateExporter.extra_template_basedirs={TEMPLATES}", "--template", REPORT_TEMPLATE]
     command = [sys.executable, "-m", "nbconvert", "--to", to, *template, "--no-input",
                "--output-dir", str(output_dir), str(notebook)]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -73,6 +74,15 @@ def convert(notebook: Path, to: str, output_dir: Path) -> Path:
     if result.returncode != 0 or not target.exists():
         raise SeqMnistError(f"nbconvert --to {to} failed for {notebook}: {result.stderr.strip()[-800:]}")
     return target
+
+
+def latex_exporter(**options):
+    """nbconvert's LaTeX exporter set up as ``convert`` sets up its command line, for rendering in
+    this process (a test gives it a stand-in for pandoc through ``filters``)."""
+    from nbconvert import LatexExporter
+
+    return LatexExporter(extra_template_basedirs=[str(TEMPLATES)], template_name=REPORT_TEMPLATE,
+                         **options)
 
 
 def build(quick: bool = False, pdf: bool = True, out: Path | None = None,
@@ -88,7 +98,8 @@ def build(quick: bool = False, pdf: bool = True, out: Path | None = None,
         done = subprocess.run([sys.executable, "-m", "seqmnist", "evaluate", "--progress", "--quiet"])
         if done.returncode:
             raise SeqMnistError("evaluating the shipped weights failed (messages above)")
-        _stage("shipped weights evaluated (cached by weights and data hash)", started)
+        _stage("shipped weights evaluated (cached by weights, data and evaluation code hashes)",
+               started)
     written = {}
     for name in notebooks:
         target = executed / f"{name}.ipynb"
