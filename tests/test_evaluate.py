@@ -6,7 +6,7 @@ import pytest
 
 from seqmnist import evaluate as ev
 from seqmnist.__main__ import main
-from seqmnist.errors import CheckpointError, ConfigError
+from seqmnist.errors import CheckpointError
 from seqmnist.models import build_model
 from seqmnist.weights import save_weights
 
@@ -58,7 +58,7 @@ def test_evaluate_file_errors(tmp_path, mnist):
         ev.evaluate_file(tmp_path / "missing.safetensors", mnist=mnist)
     meta = json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").write_text(json.dumps({**meta, "task": "mystery"}))
-    with pytest.raises(ConfigError, match="unknown task 'mystery'"):
+    with pytest.raises(CheckpointError, match="unknown task 'mystery'"):
         ev.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
     path.with_suffix(".json").unlink()
     with pytest.raises(CheckpointError, match="sidecar"):
