@@ -182,9 +182,9 @@ def main(argv=None) -> int:
     except SeqMnistError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or a run stopped by a signal (train.TrainingStopped)
         print("interrupted: re-run the same command to resume", file=sys.stderr)
-        return 130
+        return getattr(stop, "exit_code", 130)  # 130 (SIGINT) or 143 (SIGTERM), as a shell reports
     return 0
 
 

@@ -403,7 +403,8 @@ def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None
             for name, proc in list(running.items()):
                 if proc.poll() is not None:
                     del running[name]
-                    if proc.returncode:
+                    # 130, 143: stopped by a signal after its checkpoint, resumable (not a failure)
+                    if proc.returncode not in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
                         # the log's last line names the error: a GPU machine's logs do not come back
                         log = (log_dir / f"{name}.log").read_text(errors="replace").strip()
                         error = log.splitlines()[-1] if log else ""

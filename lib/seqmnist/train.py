@@ -9,6 +9,11 @@ takes exactly the steps an uninterrupted one would have taken.
 The best weights by validation loss are exported to ``weights_path`` (safetensors + JSON sidecar)
 at every epoch that improves on them.
 
+One process at a time trains in a run folder (a lock on ``<run_dir>/.lock``), and a run never
+writes over weights it did not make: from scratch, an existing weights file is refused; resumed,
+only weights whose sidecar records this run's config. Both folders are checked writable before
+any data is read. A stop by SIGINT or SIGTERM checkpoints, then raises ``TrainingStopped``.
+
 A run may be extended (``extend=True``): its checkpoint then resumes under a config that differs
 only by more epochs. The cosine schedule continues from the learning rate it had reached and decays
 to the same floor over the new total (no jump), and the state records the extension.
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import math
 import os
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +36,7 @@ from pathlib import Path
 import torch
 
 from .data import load_mnist, shift_images
+from .devices import resolve_device
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .evaluate import evaluate
 from .models import TASKS, build_model, canonical_arch
@@ -158,16 +166,39 @@ class RunState:
 
 
 def save_checkpoint(path: Path, config, model, optimizer, state: RunState) -> None:
-    """torch.save to a temporary file, then an atomic rename: never a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """torch.save to a temporary file of its own, then an atomic rename: never a half-written
+    checkpoint. A failed write (disk full, folder gone) raises CheckpointError naming ``path``,
+    leaving the previous checkpoint in place and no temporary file behind."""
+    path = Path(path)
     payload = {"config": config.to_dict(), "model": model.state_dict(),
                "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                "state": dataclasses.asdict(state)}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot write the checkpoint "
+                              f"({error.strerror or error})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)  # as torch.save would make it, not mkstemp's 0600
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:  # a second Ctrl-C mid-write, too, leaves no temporary file
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, (OSError, RuntimeError)):  # a full disk: RuntimeError from torch
+            raise CheckpointError(f"{path}: cannot write the checkpoint ({type(error).__name__}: "
+                                  f"{error}); the previous checkpoint is intact") from None
+        raise
+
+
+def _with_defaults(saved: dict, config: TrainConfig) -> dict:
+    """A saved config (checkpoint, sidecar) with each field added since it was saved at its
+    default: the run did without it."""
+    defaults = TrainConfig(task=saved.get("task", config.task), arch=saved.get("arch", config.arch))
+    return {**defaults.to_dict(), **saved}
 
 
 def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: int = 0,
@@ -183,9 +214,7 @@ def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: 
     except Exception as error:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})") from None
     requested = config.to_dict()
-    # a field added after the checkpoint was made takes its default (the run did without it)
-    defaults = TrainConfig(task=saved.get("task", config.task), arch=saved.get("arch", config.arch))
-    saved = {**defaults.to_dict(), **saved}
+    saved = _with_defaults(saved, config)
     diff = {k: (saved.get(k), v) for k, v in requested.items() if saved.get(k) != v}
     if set(diff) == {"epochs"} and extend and config.epochs > saved["epochs"]:
         old = TrainConfig(**saved)
@@ -205,6 +234,21 @@ def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: 
         raise CheckpointError(f"{path}: does not fit {config.name} ({error})") from None
     torch.set_rng_state(payload["torch_rng"])
     return state
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run after its checkpoint was saved: the same command resumes
+    it. A KeyboardInterrupt, so that callers stop as on Ctrl-C; ``exit_code`` is the shell's
+    128 + signal (130, 143), so that ``train && next`` does not go on."""
+
+    def __init__(self, signum: int, state: RunState):
+        super().__init__(f"stopped by signal {signum}; the checkpoint is saved")
+        self.signum = signum
+        self.state = state
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class _StopRequest:
@@ -236,31 +280,35 @@ def _stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
             signal.signal(sig, old)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        # Plain float32 on the GPU too: cuDNN may otherwise round the recurrent matmuls' inputs to
-        # TF32 (10-bit mantissa) on Ampere and newer, over 784 steps, which CPU runs never do.
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-    return device
-
-
 def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | None = None,
           until_epoch: int | None = None, deadline: float | None = None, device: str = "auto",
           checkpoint_minutes: float = 5.0, progress: bool = True, mnist=None,
           extend: bool = False) -> RunState:
     """Train (or resume) the run in ``run_dir`` up to ``until_epoch`` (default: all epochs).
 
-    ``deadline`` is a ``time.time()`` after which the run checkpoints and returns early. ``extend``
-    lets a checkpoint made with fewer epochs continue to ``config.epochs``. A run that would start
-    from scratch while ``weights_path`` already holds weights of a longer run refuses, rather than
-    overwrite them.
+    ``deadline`` is a ``time.time()`` after which the run checkpoints and returns early; SIGINT or
+    SIGTERM checkpoint and raise ``TrainingStopped``. ``extend`` lets a checkpoint made with fewer
+    epochs continue to ``config.epochs``. The device, both folders and the run folder's lock are
+    checked before any data is read; ``weights_path`` is written only by the run that made it (see
+    ``_refuse_to_overwrite``).
     """
     run_dir = Path(run_dir)
-    device = _device(device)
+    weights_path = Path(weights_path) if weights_path is not None else None
+    device = resolve_device(device)
+    if weights_path is not None:
+        if weights_path.is_dir():
+            raise ConfigError(f"{weights_path} is a folder: name the .safetensors file to write")
+        _check_writable(weights_path.parent, "weights folder")
+        if not (run_dir / "checkpoint.pt").exists():  # at once, leaving no run folder behind
+            _refuse_to_overwrite(weights_path, config, run_dir, None, extend)  # (again, locked)
+    with _run_dir_lock(run_dir):
+        return _train_locked(config, run_dir, weights_path, until_epoch, deadline, device,
+                             checkpoint_minutes, progress, mnist, extend)
+
+
+def _train_locked(config, run_dir, weights_path, until_epoch, deadline, device,
+                  checkpoint_minutes, progress, mnist, extend) -> RunState:
+    """``train`` once its checks have passed and it holds the run folder."""
     mnist = mnist or load_mnist()
     x_train, y_train = mnist.train.tensors()
     x_val, y_val = mnist.validation.tensors()
@@ -277,12 +325,12 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
     batches = len(x_train) // config.batch_size
     if batches == 0:
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(x_train)} training images")
-    if checkpoint.exists():
-        state = load_checkpoint(checkpoint, config, model, optimizer, batches, extend)
+    resumed = checkpoint.exists()
+    state = (load_checkpoint(checkpoint, config, model, optimizer, batches, extend) if resumed
+             else RunState())
+    _refuse_to_overwrite(weights_path, config, run_dir, state if resumed else None, extend)
+    if resumed:
         _backfill_hardware(state, weights_path)
-    else:
-        _refuse_to_overwrite(weights_path, config)
-        state = RunState()
     total_steps = batches * config.epochs
     target = min(config.epochs, until_epoch or config.epochs)
     with _stop_on_signals() as stop:
@@ -345,6 +393,7 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
                         print(f"{config.name}: stopped by signal {stop.requested} at epoch "
                               f"{state.epoch + 1}, batch {state.position}; checkpoint saved",
                               flush=True)
+                        raise TrainingStopped(stop.requested, state)
                     return state
                 if now - last_save >= checkpoint_minutes * 60:
                     save_checkpoint(checkpoint, config, model, optimizer, state)
@@ -356,27 +405,95 @@ def train(config: TrainConfig, run_dir: str | Path, weights_path: str | Path | N
             last_save = time.time()
             print(_epoch_line(config, state.history[-1]), flush=True)
             if stop.requested:
-                return state
+                print(f"{config.name}: stopped by signal {stop.requested} after epoch "
+                      f"{state.epoch}; checkpoint saved", flush=True)
+                raise TrainingStopped(stop.requested, state)
         return state
 
 
-def _refuse_to_overwrite(weights_path, config: TrainConfig) -> None:
-    """Starting from scratch would replace shipped weights at the first epoch: refuse if they come
-    from a run of this task and architecture that got further than nothing."""
-    if weights_path is None or not Path(weights_path).exists():
-        return
-    from .weights import read_sidecar
+LOCK_NAME = ".lock"   # in the run folder; holds the pid of the process training there
 
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if need be and write a probe file in it, so that a folder that cannot
+    take the checkpoint or the weights stops the run before any data is read, not after an epoch
+    of compute. (A real write, not os.access: root passes any permission check.)"""
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"{folder}: the {what} is a file, not a folder")
     try:
-        meta = read_sidecar(Path(weights_path))
-    except CheckpointError:  # no or unreadable sidecar: nothing that could be resumed or kept
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointError(f"{folder}: cannot create the {what} "
+                              f"({error.strerror or error})") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as error:
+        raise CheckpointError(f"{folder}: the {what} is not writable "
+                              f"({error.strerror or error})") from None
+
+
+@contextlib.contextmanager
+def _run_dir_lock(run_dir: Path):
+    """Hold an exclusive lock on ``run_dir`` while training there: a second process (the same
+    command twice, or another config) is refused at once rather than race on the checkpoint. The
+    kernel drops the lock when the process ends, even by SIGKILL, so no stale lock is left."""
+    _check_writable(run_dir, "run folder")
+    path = run_dir / LOCK_NAME
+    try:
+        handle = open(path, "a+")
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot open the run folder's lock "
+                              f"({error.strerror or error})") from None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip()
+            who = f"process {owner}" if owner.isdigit() else "another process"
+            raise CheckpointError(f"{run_dir}: run folder in use by {who}, training there now; "
+                                  f"wait for it to end or stop it") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+        except OSError as error:
+            raise CheckpointError(f"{path}: cannot write the run folder's lock "
+                                  f"({error.strerror or error})") from None
+        yield
+
+
+def _refuse_to_overwrite(weights_path: Path | None, config: TrainConfig, run_dir: Path,
+                         resumed: RunState | None, extend: bool) -> None:
+    """A run writes weights only over its own. From scratch, any existing weights file is refused.
+    Resuming, the sidecar must record this config (epochs aside when extending) and no more epochs
+    than the checkpoint has trained (one more: stopped between the weights and the checkpoint)."""
+    if weights_path is None or not (weights_path.exists() or sidecar_path(weights_path).exists()):
         return
-    saved = meta.get("config", {})
-    trained = meta.get("epochs_trained") or 0
-    if trained and (saved.get("task"), saved.get("arch")) == (config.task, config.arch):
-        raise CheckpointError(
-            f"{weights_path} holds weights of {config.name} after {trained} epochs, but the run has "
-            f"no checkpoint to resume; move or delete those weights to train from scratch")
+    try:
+        meta = read_sidecar(weights_path)
+        trained = meta.get("epochs_trained") or 0
+        holds = f"weights of {meta['task']}-{meta['architecture']} after {trained} epoch(s)"
+        saved = _with_defaults(meta["config"], config)
+    except (CheckpointError, ConfigError, KeyError, TypeError, AttributeError):
+        meta, holds = None, "weights without a readable sidecar"
+    move = "move or delete them, or pass another weights path"
+    if resumed is None:
+        raise CheckpointError(f"{weights_path} already holds {holds}, but {run_dir} has no "
+                              f"checkpoint to resume; {move} to train from scratch")
+    if meta is None:
+        raise CheckpointError(f"{weights_path} holds {holds}, not this run's; {move}")
+    diff = {k: (saved.get(k), v) for k, v in config.to_dict().items() if saved.get(k) != v}
+    if extend:
+        diff.pop("epochs", None)
+    if diff:
+        raise CheckpointError(f"{weights_path} holds {holds} of another config than the run in "
+                              f"{run_dir} (saved, requested: {diff}); {move}")
+    if trained > resumed.epoch + 1:
+        raise CheckpointError(f"{weights_path} holds {holds}, more than the {resumed.epoch} of the "
+                              f"run in {run_dir}: another run's; {move}")
 
 
 def _improves(config: TrainConfig, val: dict, best: dict) -> bool:
