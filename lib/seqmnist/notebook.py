@@ -9,6 +9,7 @@ item is shown in the notebook, written to ``output_dir`` (Markdown / PNG) and li
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .data import atomic_write_bytes
@@ -17,7 +18,8 @@ from .paths import ROOT
 
 
 def check_parameters(values: dict, expected: dict) -> None:
-    """Stop with one clear message when a notebook parameter is missing or of the wrong type.
+    """Stop with one clear message when a notebook parameter is missing or of the wrong type,
+    when ``output_dir`` cannot be written, or when ``device`` is not one this torch can use.
 
     ``expected`` maps names to a type or a tuple of types; ``bool`` is never accepted where only
     ``int`` is expected (papermill's ``-p`` guesses types, so a typo gives the wrong one).
@@ -33,8 +35,70 @@ def check_parameters(values: dict, expected: dict) -> None:
                               f"got {type(value).__name__} {value!r}")
     if "seed" in expected and values["seed"] < 0:
         raise ConfigError(f"notebook parameter 'seed' must be >= 0, got {values['seed']}")
-    if "output_dir" in expected and not str(values["output_dir"]).strip():
+    if "output_dir" in expected:
+        check_writable_folder(values["output_dir"])
+    if "device" in expected:
+        from .devices import resolve_device  # imports torch: only for notebooks that use it
+
+        resolve_device(values["device"])
+
+
+def check_writable_folder(path: str | Path) -> Path:
+    """The resolved output folder, or a ConfigError when it cannot be created or written: the
+    notebook would otherwise fail at its first table, after minutes of work. Creates nothing."""
+    if not str(path).strip():
         raise ConfigError("notebook parameter 'output_dir' must be a non-empty path")
+    folder = resolve(path)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        why = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
+        raise ConfigError(f"notebook parameter 'output_dir': {folder} {why}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"notebook parameter 'output_dir': {existing} is not writable "
+                          f"(asked for {folder})")
+    return folder
+
+
+def check_weights(task: str, names, weights_dir: str | Path,
+                  allow_missing: bool = False) -> list[str]:
+    """The models in ``names`` without shipped weights under ``weights_dir``; a ConfigError naming
+    the folder and the missing files unless ``allow_missing`` (a campaign still under way, whose
+    tables then show n/a). A mistyped ``weights_dir`` would otherwise give a report of n/a."""
+    from .weights import shipped_path
+
+    root = resolve(weights_dir)
+    missing = [name for name in names if not shipped_path(task, name, root).exists()]
+    if missing and not allow_missing:
+        files = ", ".join(str(shipped_path(task, name, root).relative_to(root)) for name in missing)
+        where = f"{root}" if root.is_dir() else f"{root} (no such folder)"
+        raise ConfigError(f"notebook parameter 'weights_dir': no shipped weights in {where} for "
+                          f"{len(missing)} of {len(names)} models: {files}; set weights_dir to "
+                          f"the weights folder, or allow_missing=True to skip them")
+    return missing
+
+
+def choose_model(requested: str, sidecars: dict,
+                 purpose: str = "the figures") -> tuple[str | None, str]:
+    """The model a notebook's figures use, and a sentence that says which and why.
+
+    ``requested`` is a model name or "best" (the lowest validation loss); ``sidecars`` maps the
+    models with weights to their sidecars. A requested model without weights (``allow_missing``)
+    falls back to the best one. Returns (None, "") when no model has weights.
+    """
+    from .results import lowest_validation_loss
+
+    best = lowest_validation_loss(sidecars)
+    start = purpose[:1].upper() + purpose[1:]
+    if requested in sidecars:
+        return requested, f"{start} use `{requested}`, as requested."
+    if best is None:
+        return None, ""
+    if requested == "best":
+        return best, f"{start} use `{best}`, the model with the lowest validation loss."
+    return best, (f"The requested model `{requested}` has no weights; {purpose} use `{best}`, "
+                  "the model with the lowest validation loss, instead.")
 
 
 def check_model_names(task: str, names) -> list[str]:
