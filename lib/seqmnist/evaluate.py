@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -85,20 +86,44 @@ def evaluate(model, pixels: torch.Tensor, labels: torch.Tensor | None = None,
 # --------------------------------------------------------------------------- shipped weights
 #
 # ``evaluate_file`` scores one shipped weights file on the full train (55,000) and test (10,000)
-# splits and caches the result in ``build/eval-cache/metrics.json``, keyed by the sha256 of the
-# weights file and the data source hash: a retrained (changed) file misses the cache, and its old
-# entry (same path, other hash) is dropped when the new one is written. ``evaluate_all`` runs it
-# over every ``*.safetensors`` under weights/classify, weights/predict and weights/baselines and
-# writes weights/metrics.md and weights/metrics.json. Every file, the whole-image baselines
+# splits, and on the first CHECK_IMAGES test images (a fingerprint that a test recomputes for every
+# shipped model), and caches the result in ``build/eval-cache/metrics.json``, keyed by the sha256
+# of the weights file, of the binarized data and of the evaluation code (``evaluation_code_sha256``):
+# a retrained file, other data or changed code misses the cache, and an old entry of the same path
+# is dropped when the new one is written. ``evaluate_all`` runs it over every ``*.safetensors``
+# under weights/classify, weights/predict and weights/baselines and writes weights/metrics.md and
+# weights/metrics.json. Every file, the whole-image baselines
 # included, is an ordinary "classify" or "predict" model: ``load_weights`` rebuilds it and
 # ``evaluate`` scores it. A file that ``load_weights`` refuses (no or unreadable sidecar, another
-# task, damaged tensors) raises its ``SeqMnistError``; ``evaluate_all`` lists such files as
-# skipped with that error's message.
+# task, damaged tensors) raises its ``SeqMnistError``; ``evaluate_all`` scores the others, then
+# refuses to write the metrics, naming each refused file and its error.
 
-EVAL_CACHE_VERSION = 1
+EVAL_CACHE_VERSION = 2
 CACHE_FILE = "metrics.json"
 WEIGHT_FOLDERS = ("classify", "predict", "baselines")
-SPLITS = ("train", "test")
+CHECK_IMAGES = 500
+CHECK = f"test_first{CHECK_IMAGES}"   # the fingerprint's name, used like a split's
+SPLITS = ("train", "test", CHECK)
+METRIC_NAMES = ("loss", "accuracy", "loss_per_image")
+# The modules whose code decides the numbers: a change to any of them re-evaluates everything.
+EVALUATION_MODULES = ("evaluate.py", "models.py", "fused_gru.py", "baselines.py")
+
+
+@lru_cache(maxsize=None)
+def evaluation_code_sha256() -> str:
+    """sha256 of the modules that compute the metrics (names and bytes, in a fixed order)."""
+    digest = hashlib.sha256()
+    for name in EVALUATION_MODULES:
+        digest.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
+def split_tensors(mnist, split: str):
+    """(pixels, labels) of ``split``: "train", "validation", "test" or the fingerprint CHECK."""
+    if split == CHECK:
+        pixels, labels = mnist.test.tensors()
+        return pixels[:CHECK_IMAGES], labels[:CHECK_IMAGES]
+    return mnist.split(split).tensors()  # ValueError for unknown names
 
 
 def file_sha256(path: Path) -> str:
@@ -140,20 +165,23 @@ def _write_cache(path: Path, cache: dict) -> None:
 def shipped_metrics(path: Path, weights_sha256: str, data_sha256: str) -> dict:
     """Full-split metrics recorded for exactly this file in the committed ``metrics.json`` beside
     its folder (written by ``python -m seqmnist evaluate``), so that a fresh checkout need not
-    re-evaluate: the record counts only when the weights' and the data's sha256 both match."""
+    re-evaluate: the record counts only when the weights', the data's and the evaluation code's
+    sha256 all match."""
     record = path.parent.parent / "metrics.json"
     try:
         report = json.loads(record.read_text())
     except (OSError, ValueError):
         return {}
-    if report.get("data_source_sha256") != data_sha256 or report.get("limit") is not None:
+    if (not isinstance(report, dict) or report.get("data_sha256") != data_sha256
+            or report.get("evaluation_code_sha256") != evaluation_code_sha256()
+            or report.get("limit") is not None):
         return {}
     for row in report.get("rows", []):
         if row.get("weights_sha256") != weights_sha256:
             continue
         splits = {}
         for split, images in (row.get("images") or {}).items():
-            metrics = {name: row[f"{split}_{name}"] for name in ("loss", "accuracy", "loss_per_image")
+            metrics = {name: row[f"{split}_{name}"] for name in METRIC_NAMES
                        if f"{split}_{name}" in row}
             if "loss" in metrics:
                 splits[split] = {**metrics, "images": images}
@@ -165,7 +193,7 @@ def evaluate_file(weights_path, splits=SPLITS, cache_dir=None, use_cache: bool =
                   progress: bool = False, mnist=None, limit: int | None = None) -> dict:
     """Metrics of a shipped weights file on the full ``splits`` (train 55,000 / test 10,000).
 
-    Returns {"path", "task", "architecture", "weights_sha256", "data_source_sha256", "limit",
+    Returns {"path", "task", "architecture", "weights_sha256", "data_sha256", "limit",
     "splits": {split: metrics}, "cache": "hit" | "miss" | "partial" | "off"}. ``use_cache=False``
     recomputes everything and then refreshes the cache entry. ``limit`` scores only the first
     ``limit`` images of each split (a separate cache entry; for quick checks). ``mnist`` defaults
@@ -181,22 +209,23 @@ def evaluate_file(weights_path, splits=SPLITS, cache_dir=None, use_cache: bool =
     splits = tuple(splits)
     mnist = mnist if mnist is not None else load_mnist()
     for split in splits:
-        mnist.split(split)  # ValueError for unknown names
+        split_tensors(mnist, split)  # ValueError for unknown names
     sha = file_sha256(path)
-    key = f"{sha}+{mnist.source_hash}" + (f"+first{limit}" if limit else "")
+    key = (f"{sha}+{mnist.data_sha256}+{evaluation_code_sha256()}"
+           + (f"+first{limit}" if limit else ""))
     cache_path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / CACHE_FILE
     cached = {}
     if use_cache:
         entry = _read_cache(cache_path)["entries"].get(key, {})
         cached = {s: entry["splits"][s] for s in splits if s in entry.get("splits", {})}
         if limit is None:
-            shipped = shipped_metrics(path, sha, mnist.source_hash)
+            shipped = shipped_metrics(path, sha, mnist.data_sha256)
             cached.update({s: shipped[s] for s in splits if s in shipped and s not in cached})
     todo = [s for s in splits if s not in cached]
     results = dict(cached)
     if todo:
         for split in todo:
-            pixels, labels = mnist.split(split).tensors()
+            pixels, labels = split_tensors(mnist, split)
             if limit:
                 pixels, labels = pixels[:limit], labels[:limit]
             results[split] = evaluate(model, pixels, labels, progress=progress)
@@ -206,14 +235,14 @@ def evaluate_file(weights_path, splits=SPLITS, cache_dir=None, use_cache: bool =
                    if not (v.get("path") == resolved and v.get("limit") == limit and k != key)}
         previous = entries.get(key, {}).get("splits", {})
         entries[key] = {"path": resolved, "task": task, "weights_sha256": sha,
-                        "data_source_sha256": mnist.source_hash, "limit": limit,
+                        "data_sha256": mnist.data_sha256, "limit": limit,
                         "splits": {**previous, **results}}
         cache["entries"] = entries
         _write_cache(cache_path, cache)
     status = "off" if not use_cache else ("hit" if not todo else
                                           "miss" if not cached else "partial")
     return {"path": str(path), "task": task, "architecture": meta.get("architecture"),
-            "weights_sha256": sha, "data_source_sha256": mnist.source_hash, "limit": limit,
+            "weights_sha256": sha, "data_sha256": mnist.data_sha256, "limit": limit,
             "splits": {s: results[s] for s in splits}, "cache": status}
 
 
@@ -235,7 +264,7 @@ def _row(path: Path, root: Path, meta: dict, result: dict) -> dict:
            "hardware": meta.get("hardware"), "weights_sha256": result["weights_sha256"],
            "images": {s: m.get("images") for s, m in result["splits"].items()}}
     for split, metrics in result["splits"].items():
-        for name in ("loss", "accuracy", "loss_per_image"):
+        for name in METRIC_NAMES:
             if name in metrics:
                 row[f"{split}_{name}"] = metrics[name]
     return row
@@ -245,8 +274,7 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def metrics_markdown(rows: list[dict], skipped: list[dict] | None = None,
-                     limit: int | None = None) -> str:
+def metrics_markdown(rows: list[dict], limit: int | None = None) -> str:
     """The metrics table(s) in Markdown: one table per task."""
     scope = (f"Only the first {limit} images of each split (a quick check, not the reported "
              f"numbers)." if limit else "Full splits: train 55,000 images, test 10,000.")
@@ -296,8 +324,6 @@ def metrics_markdown(rows: list[dict], skipped: list[dict] | None = None,
         lines.append("")
     if not rows:
         lines += ["No weights found.", ""]
-    if skipped:
-        lines += ["Skipped:", ""] + [f"- `{s['file']}`: {s['reason']}" for s in skipped] + [""]
     return "\n".join(lines)
 
 
@@ -310,8 +336,11 @@ def evaluate_all(weights_dir=None, use_cache: bool = True, progress: bool = Fals
                  limit: int | None = None) -> dict:
     """Evaluate every ``*.safetensors`` under weights/{classify,predict,baselines}.
 
-    Returns {"rows": [...], "skipped": [{"file", "reason"}]} and, with ``write``, writes
+    Returns {"rows": [...], "skipped": [{"file", "reason"}], ...} and, with ``write``, writes
     ``metrics.md`` and ``metrics.json`` into ``weights_dir`` (default ``paths.weights_dir()``).
+    A file that fails its checks is skipped and the others are still scored (their results are
+    cached), but then nothing is written and CheckpointError names the refused files: the
+    committed metrics never lose a model's row to a damaged file.
     """
     from .data import atomic_write_bytes, load_mnist
     from .errors import CheckpointError, ConfigError
@@ -334,11 +363,15 @@ def evaluate_all(weights_dir=None, use_cache: bool = True, progress: bool = Fals
             continue
         rows.append(_row(path, root, meta, result))
     rows.sort(key=_sort_key)
-    report = {"data_source_sha256": mnist.source_hash, "limit": limit, "rows": rows,
-              "skipped": skipped}
+    report = {"data_sha256": mnist.data_sha256, "evaluation_code_sha256": evaluation_code_sha256(),
+              "check_images": CHECK_IMAGES, "limit": limit, "rows": rows, "skipped": skipped}
+    if write and skipped:
+        refused = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
+        raise CheckpointError(f"{len(skipped)} weights file(s) refused, metrics not written: "
+                              f"{refused}")
     if write:
         text = json.dumps(report, indent=1, sort_keys=True)
         atomic_write_bytes(root / "metrics.json", lambda handle: handle.write(text.encode()))
-        markdown = metrics_markdown(rows, skipped, limit)
+        markdown = metrics_markdown(rows, limit)
         atomic_write_bytes(root / "metrics.md", lambda handle: handle.write(markdown.encode()))
     return report
