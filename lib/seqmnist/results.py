@@ -14,6 +14,7 @@ from .notebook import resolve
 from .weights import load_weights, read_sidecar, shipped_path
 
 BASELINE_NAMES = {"cnn": "CNN (whole image)", "mlp": "MLP (whole image)"}
+SHORT_NAMES = {"cnn": "CNN", "mlp": "MLP"}   # in prose and the comparison tables
 
 
 def weights_file(task: str, arch: str, weights_dir: str | Path = "weights") -> Path:
@@ -88,36 +89,179 @@ def best_of(results: dict, archs) -> str | None:
     return max(scored, key=lambda a: results[a]["meta"]["validation"]["accuracy"], default=None)
 
 
-def comparison_paragraph(results: dict, archs, baselines, mnist=None) -> str:
-    """The answer to 'how does this compare with a model that sees the whole image?', computed."""
+def ranked(results: dict, archs) -> list[str]:
+    """The evaluated architectures, best validation accuracy first (never the test set)."""
+    scored = [a for a in archs if results.get(a)]
+    return sorted(scored, key=lambda a: -results[a]["meta"]["validation"]["accuracy"])
+
+
+def paired_comparison(results: dict, archs, baselines, weights_dir="weights", mnist=None,
+                      limit: int | None = None, device: str = "cpu", count: int = 3,
+                      use_cache: bool = True) -> dict | None:
+    """The ``count`` best recurrent readers and the whole-image baselines on the same test images
+    (the first ``limit`` in quick mode): their paired predictions (cached), the paired tests of
+    each reader against each baseline, and each model's cost per image (``compare.summarize``).
+    None when there is not at least one of each with shipped weights."""
     import numpy as np
 
+    from . import compare
     from .data import first_ink_steps, load_mnist
+    from .models import parameter_count
 
+    recurrent, whole = ranked(results, archs)[:count], ranked(results, baselines)
+    if not recurrent or not whole:
+        return None
     mnist = mnist or load_mnist()
-    trailing = float(np.median(first_ink_steps(mnist.test.x[:, ::-1])))
-    best_rnn = best_of(results, archs)
-    best_base = best_of(results, baselines)
-    if best_rnn is None or best_base is None:
-        return "*The comparison needs shipped weights for at least one recurrent and one whole-image model.*"
-    rnn, base = results[best_rnn]["test"], results[best_base]["test"]
-    rnn_err, base_err = 1 - rnn["accuracy"], 1 - base["accuracy"]
-    worst_rnn = min((a for a in archs if results.get(a)), key=lambda a: results[a]["test"]["accuracy"])
-    worst = results[worst_rnn]["test"]
-    relation = "fewer" if rnn_err < base_err else "more"
-    ratio = rnn_err / base_err if base_err > 0 else float("inf")
-    return (
-        f"The best recurrent reader, **{best_rnn}**, classifies {100 * rnn['accuracy']:.2f} % of the "
-        f"test images correctly (test cross-entropy {rnn['loss']:.4f} nats); the best whole-image "
-        f"model, the **{BASELINE_NAMES.get(best_base, best_base)}**, reaches {100 * base['accuracy']:.2f} % "
-        f"({base['loss']:.4f} nats). The recurrent model makes {relation} errors "
-        f"({ratio:.2f} times as many), and the weakest recurrent reader ({worst_rnn}) reaches "
-        f"{100 * worst['accuracy']:.2f} %. Seeing the image at once gives the convolutional "
-        f"network the 2-D neighbourhood of every pixel and translation-invariant features for free; "
-        f"the recurrent reader must carry everything it has seen through up to 784 state updates, "
-        f"vertically adjacent pixels arrive 28 steps apart, and after the last ink pixel of a test "
-        f"image come {trailing:.0f} blank pixels (median) that the state must survive unchanged."
-    )
+    pixels, labels = mnist.test.tensors()
+    if limit:
+        pixels, labels = pixels[:limit], labels[:limit]
+    models, threads = {}, set()
+    for name in recurrent + whole:
+        path = weights_file("classify", name, weights_dir)
+        model, _ = load_weights(path, task="classify")
+        run = compare.shipped_predictions(path, pixels, device=device, use_cache=use_cache)
+        threads.add(run["threads"])
+        models[name] = {"label": SHORT_NAMES.get(name, name),
+                        "correct": run["predicted"] == labels.numpy(),
+                        "parameters": parameter_count(model),
+                        "multiply_adds": compare.multiply_adds(model),
+                        "ms_per_image": run["ms_per_image"]}
+    trailing = float(np.median(first_ink_steps(pixels.numpy()[:, ::-1])))
+    return compare.summarize(models, recurrent, whole, limit=limit, device=device,
+                             threads=sorted(threads), trailing_blank=trailing)
+
+
+def _points(fraction: float) -> str:
+    return f"{100 * fraction:+.2f}"
+
+
+def _p(value: float) -> str:
+    return f"p = {value:.1e}" if value < 0.001 else f"p = {value:.3f}"
+
+
+def _times(x: float, y: float) -> str:
+    """'3.2 times as many' / '2.0 times fewer' / 'about as many'."""
+    ratio = x / y if y else float("inf")
+    if 0.95 <= ratio <= 1.05:
+        return "about as many"
+    return f"{ratio:.1f} times as many" if ratio > 1 else f"{1 / ratio:.1f} times fewer"
+
+
+SIGNIFICANCE = 0.05
+
+
+def comparison_paragraph(comparison: dict | None) -> str:
+    """What the paired comparison says, every conclusion chosen by its numbers: which of the best
+    recurrent reader and the best whole-image model (both by validation accuracy) is more
+    accurate and by how many test images, whether McNemar's exact test and the bootstrap interval
+    call that significant at 5 %, and what each costs per image."""
+    if not comparison:
+        return ("*The comparison needs shipped weights for at least one recurrent and one "
+                "whole-image model.*")
+    models, n = comparison["models"], comparison["images"]
+    rnn_name, base_name = comparison["recurrent"][0], comparison["baselines"][0]
+    rnn, base = models[rnn_name], models[base_name]
+    pair = next(p for p in comparison["pairs"]
+                if p["model_a"] == rnn_name and p["model_b"] == base_name)
+    low, high = pair["interval"]
+    significant = pair["p_value"] < SIGNIFICANCE
+    excludes_zero = low > 0 or high < 0
+    rnn_ahead = pair["only_a"] > pair["only_b"]
+    gap = abs(pair["only_a"] - pair["only_b"])
+    scope = (f"On the first {n:,} test images (quick mode: a check, not the reported numbers)"
+             if comparison.get("limit") else f"On the {n:,} test images")
+    if gap == 0:
+        lead = "both get the same number of images right"
+    else:
+        leader = f"**{rnn_name}**" if rnn_ahead else f"the {base['label']}"
+        lead = f"{leader} gets {gap:,} more test image{'s' if gap > 1 else ''} right"
+    text = [
+        f"{scope}, the best recurrent reader (by validation accuracy), **{rnn_name}**, classifies "
+        f"{100 * rnn['accuracy']:.2f} % correctly ({rnn['errors']:,} errors) and the best "
+        f"whole-image model, the **{base['label']}**, {100 * base['accuracy']:.2f} % "
+        f"({base['errors']:,} errors): {lead}. They disagree on "
+        f"{pair['only_a'] + pair['only_b']:,} images; only {rnn_name} is right on "
+        f"{pair['only_a']:,} of them, only the {base['label']} on {pair['only_b']:,}."]
+    interval = (f"the paired bootstrap 95 % interval of the accuracy difference ({rnn_name} minus "
+                f"{base['label']}), {_points(low)} to {_points(high)} points, "
+                f"{'excludes' if excludes_zero else 'contains'} 0")
+    if significant:
+        better = rnn_name if rnn_ahead else f"the {base['label']}"
+        text.append(f"McNemar's exact test rejects equal accuracy at the 5 % level "
+                    f"({_p(pair['p_value'])}) and {interval}: {better} is significantly more "
+                    f"accurate on this test set.")
+    else:
+        text.append(f"McNemar's exact test does not reject equal accuracy at the 5 % level "
+                    f"({_p(pair['p_value'])}) and {interval}: the two are not distinguishable on "
+                    f"this test set.")
+    if significant != excludes_zero:
+        text.append(f"The two criteria disagree, so the difference is at the edge of what "
+                    f"{n:,} images can resolve.")
+    if significant and not rnn_ahead:
+        features = (" and translation-invariant features for free" if base_name == "cnn" else "")
+        text.append(
+            f"A possible reason: seeing the image at once gives the {base['label']} the 2-D "
+            f"neighbourhood of every pixel{features}, while the recurrent reader must carry "
+            f"everything through up to 784 state updates; vertically adjacent pixels reach it 28 "
+            f"steps apart" + (f", and after the last ink pixel of a test image come "
+                              f"{comparison['trailing_blank']:.0f} blank pixels (median) that its "
+                              f"state must survive." if "trailing_blank" in comparison else "."))
+    rnn_costlier = rnn["multiply_adds"] > base["multiply_adds"]
+    cost = (f"{rnn_name} has {rnn['parameters']:,} parameters against the {base['label']}'s "
+            f"{base['parameters']:,} ({_times(rnn['parameters'], base['parameters'])}) and "
+            f"needs {rnn['multiply_adds'] / 1e6:.2f} M multiply-adds per image against "
+            f"{base['multiply_adds'] / 1e6:.2f} M "
+            f"({_times(rnn['multiply_adds'], base['multiply_adds'])})")
+    if rnn.get("ms_per_image") is not None and base.get("ms_per_image") is not None:
+        threads = comparison.get("threads") or ["?"]
+        cost += (f"; a batched forward pass measured on this machine ({_device_words(comparison)}, "
+                 f"{'/'.join(map(str, threads))} thread{'s' if threads != [1] else ''}) takes "
+                 f"{rnn['ms_per_image']:.3f} ms against {base['ms_per_image']:.3f} ms per image")
+    text.append(cost + ".")
+    if not significant:
+        cheaper = f"the {base['label']}" if rnn_costlier else rnn_name
+        verdict = (f"At accuracies this test set cannot tell apart, {cheaper} is the cheaper "
+                   f"model in multiply-adds.")
+    elif rnn_ahead:
+        verdict = (f"{rnn_name}'s higher accuracy costs more multiply-adds per image."
+                   if rnn_costlier else
+                   f"{rnn_name} is both more accurate and cheaper in multiply-adds.")
+    else:
+        verdict = (f"The {base['label']} is both more accurate and cheaper in multiply-adds."
+                   if rnn_costlier else
+                   f"{rnn_name} is cheaper in multiply-adds but less accurate.")
+    text.append(verdict)
+    text.append(_other_pairs(comparison))
+    return " ".join(t for t in text if t)
+
+
+def _device_words(comparison: dict) -> str:
+    device = comparison.get("device", "cpu")
+    return "CPU" if device == "cpu" else device
+
+
+def _other_pairs(comparison: dict) -> str:
+    """One sentence over the rest of the paired table (uncorrected p-values)."""
+    pairs = comparison["pairs"]
+    if len(pairs) < 2:
+        return ""
+    significant = [p for p in pairs if p["p_value"] < SIGNIFICANCE]
+    label = {name: m["label"] for name, m in comparison["models"].items()}
+
+    def winner(p):
+        return p["model_a"] if p["only_a"] > p["only_b"] else label[p["model_b"]]
+
+    readers = len(comparison["recurrent"])
+    which = (f"each of the {readers} best recurrent readers" if readers > 1
+             else "the best recurrent reader")
+    head = (f"Over all {len(pairs)} pairs of the table ({which} against each whole-image model; "
+            f"p-values not corrected for multiple comparisons), ")
+    if not significant:
+        return head + "none differs significantly at the 5 % level."
+    listed = "; ".join(f"{p['model_a']} vs {label[p['model_b']]} ({_p(p['p_value'])}, "
+                       f"{winner(p)} ahead)" for p in significant)
+    return head + f"{len(significant)} differ{'s' if len(significant) == 1 else ''} " \
+                  f"significantly at the 5 % level: {listed}."
 
 
 def misclassified(arch: str, weights_dir="weights", mnist=None, count: int = 20, limit=None,

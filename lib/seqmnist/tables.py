@@ -194,3 +194,31 @@ def gibbs_table(rows: list[dict]) -> str:
     return markdown_table(["mask", "method", "images", "missing px", "marginal CE (nats / px)",
                            "pixel error of the most probable filling", "image NLL, GT",
                            "image NLL, most probable filling", "seconds"], body)
+
+
+def cost_table(comparison: dict) -> str:
+    """Accuracy beside cost per image for the models of a paired comparison
+    (``results.paired_comparison``): recurrent readers first, then the whole-image models."""
+    rows = []
+    for name in comparison["recurrent"] + comparison["baselines"]:
+        m = comparison["models"][name]
+        ms = m.get("ms_per_image")
+        rows.append([m["label"], f"{100 * m['accuracy']:.2f} %", f"{m['errors']:,}",
+                     f"{m['parameters']:,}", f"{m['multiply_adds'] / 1e6:.2f} M",
+                     "n/a" if ms is None else f"{ms:.3f}"])
+    return markdown_table(["model", "test accuracy", "errors", "parameters",
+                           "multiply-adds / image", "ms / image (measured)"], rows)
+
+
+def paired_table(comparison: dict) -> str:
+    """Each recurrent reader against each whole-image model on the same test images: the images
+    only one of them gets right, McNemar's exact p-value and the accuracy difference with its
+    paired bootstrap 95 % interval, in percentage points."""
+    label = {name: m["label"] for name, m in comparison["models"].items()}
+    rows = [[p["model_a"], label[p["model_b"]], f"{p['only_a']:,}", f"{p['only_b']:,}",
+             f"{p['p_value']:.1e}" if p["p_value"] < 0.001 else f"{p['p_value']:.3f}",
+             f"{100 * p['difference']:+.2f}",
+             f"{100 * p['interval'][0]:+.2f} to {100 * p['interval'][1]:+.2f}"]
+            for p in comparison["pairs"]]
+    return markdown_table(["A", "B", "only A right", "only B right", "McNemar p",
+                           "A - B (points)", "95 % interval (points)"], rows)
