@@ -270,6 +270,20 @@ def test_sweep_records_every_rate_and_picks_the_lowest_validation_loss(tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_sweep_command_trains_every_rate_with_the_recipe_it_is_given(tmp_path, monkeypatch):
+    """``sweep --dropout 0.25 --shift 2 ...``: the baselines' recipe reaches each rate's run."""
+    from seqmnist.__main__ import main
+    from seqmnist.sweep import load_sweep
+
+    monkeypatch.setenv("SEQMNIST_WEIGHTS", str(tmp_path))
+    assert main(["sweep", "classify", "mlp", "--lrs", "0.001", "--epochs", "1", "--quiet",
+                 "--dropout", "0.25", "--shift", "2", "--warmup-steps", "2", "--batch-size", "16",
+                 "--train-size", "96", "--val-size", "64"]) == 0
+    [candidate] = load_sweep("classify", "mlp", tmp_path / "sweeps")["candidates"]
+    assert {k: candidate["config"][k] for k in ("dropout", "shift", "warmup_steps", "train_size")} \
+        == {"dropout": 0.25, "shift": 2, "warmup_steps": 2, "train_size": 96}
+
+
 def test_sweeping_more_rates_extends_the_record_without_retraining(tmp_path):
     from seqmnist.sweep import sweep
 

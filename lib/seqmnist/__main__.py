@@ -11,11 +11,11 @@ from dataclasses import fields
 from .errors import SeqMnistError
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def _add_config_options(parser: argparse.ArgumentParser, skip=()) -> None:
     from .train import TrainConfig
 
     for f in fields(TrainConfig):
-        if f.name in ("task", "arch"):
+        if f.name in ("task", "arch", *skip):
             continue
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                             help=f"(default {f.default})")
@@ -56,8 +56,12 @@ def cmd_train(args) -> None:
 def cmd_sweep(args) -> None:
     from .sweep import DEFAULT_RATES, sweep
 
+    from .train import TrainConfig
+
+    recipe = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+              if f.name not in ("task", "arch", "lr", "epochs")}
     record = sweep(args.task, args.arch, rates=args.lrs or DEFAULT_RATES, epochs=args.epochs,
-                   progress=not args.quiet)
+                   progress=not args.quiet, **recipe)
     for candidate in record["candidates"]:
         print(f"lr {candidate['lr']:g}: best validation {candidate['best_validation'] or 'diverged'}")
     print(f"best lr {record['best_lr']:g}")
@@ -143,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "DEFAULT_RATES; those already in the record are kept, not retrained)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
+    _add_config_options(p, skip=("lr", "epochs"))  # the recipe every rate trains with
     p.set_defaults(func=cmd_sweep)
 
     p = commands.add_parser("campaign", help="the training campaign: run, status, list, plan, ship")
