@@ -113,6 +113,24 @@ def cmd_evaluate(args) -> None:
     print(f"written: {root}/metrics.md, {root}/metrics.json", file=sys.stderr)
 
 
+def cmd_compress(args) -> None:
+    from .compress import compress_file
+
+    header, coded = compress_file(args.input, args.output, args.model)
+    count, size = header.count, len(coded.data)
+    print(f"{args.output}: {count} images in {size:,} bytes, a {coded.header_bytes}-byte header "
+          f"and {header.payload_bytes / count:.2f} bytes/image (NLL bound "
+          f"{coded.bound_bits / 8 / count:.2f})")
+
+
+def cmd_decompress(args) -> None:
+    from .compress import decompress_file
+
+    header, model = decompress_file(args.input, args.output, args.model)
+    print(f"{args.output}: {header.count} images ({header.dtype}), decoded with "
+          f"{model.parent.name}/{model.stem}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seqmnist", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="score only the first LIMIT images of each split")
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("compress", help="losslessly compress binary images with a next-pixel "
+                                             "predictor (ANS entropy coding of its probabilities)")
+    p.add_argument("input", help="a split (train, validation, test) or an (N, 784) binary .npy")
+    p.add_argument("output", help="the compressed file")
+    p.add_argument("--model", default="predict/gru-1x128",
+                   help="predictor relative to the weights folder (default predict/gru-1x128)")
+    p.set_defaults(func=cmd_compress)
+
+    p = commands.add_parser("decompress", help="restore the (N, 784) array of a compressed file")
+    p.add_argument("input", help="a file written by compress")
+    p.add_argument("output", help="where to write the array (.npy)")
+    p.add_argument("--model", help="predictor relative to the weights folder (default: the shipped "
+                                   "one whose sha256 the file records)")
+    p.set_defaults(func=cmd_decompress)
     return parser
 
 
