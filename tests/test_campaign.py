@@ -372,3 +372,20 @@ def test_gpu_campaign_script_stopped_by_a_signal_packs_the_checkpoints(tmp_path)
         status = archive.extractfile("campaign7/campaign_status.md").read().decode()
     state = torch.load(io.BytesIO(checkpoint), weights_only=True)["state"]
     assert 1 <= state["epoch"] < 50 and "/50" in status
+
+
+def test_the_baselines_script_trains_the_declared_recipe():
+    """scripts/train_baselines.sh spells out campaign.BASELINE_RECIPE as train options: the two
+    must not drift apart."""
+    import re
+
+    from seqmnist.campaign import BASELINE_RECIPE, find_config
+    from seqmnist.paths import ROOT
+
+    script = (ROOT / "scripts" / "train_baselines.sh").read_text()
+    options = dict(re.findall(r"--([a-z-]+) (\S+)", script))
+    for name in ("cnn", "mlp"):
+        declared = find_config(f"classify-{name}").to_dict()
+        for field in BASELINE_RECIPE:
+            value = options[field.replace("_", "-")]
+            assert type(declared[field])(value) == declared[field], field

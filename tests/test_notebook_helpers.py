@@ -172,3 +172,32 @@ def test_inpainting_columns_can_put_one_image_per_column(mnist):
     assert np.array_equal(wide.axes[1 * 4 + 3].images[0].get_array(),
                           tall.axes[3 * 3 + 1].images[0].get_array())
     plt.close("all")
+
+
+def test_seed_table_summarizes_the_seeds_and_names_the_shipped_one(tmp_path):
+    """results.seed_runs reads each seed folder's metrics and sidecar; tables.seed_table gives
+    mean +- sd and range of the test accuracy and the shipped seed."""
+    import json
+
+    from seqmnist.models import build_model
+    from seqmnist.results import BASELINE_SEEDS_DIR, seed_runs
+    from seqmnist.tables import seed_table
+    from seqmnist.weights import save_weights, shipped_path
+
+    for seed, (val, test) in enumerate([(0.990, 0.9900), (0.994, 0.9930), (0.992, 0.9960)]):
+        folder = tmp_path / BASELINE_SEEDS_DIR / f"seed{seed}"
+        path = shipped_path("classify", "mlp", folder)
+        save_weights(build_model("classify", "mlp", seed=seed), path,
+                     {"config": {"seed": seed}, "validation": {"accuracy": val}})
+        rows = [{"file": "baselines/mlp.safetensors", "test_accuracy": test}]
+        (folder / "metrics.json").write_text(json.dumps({"rows": rows}))
+        if seed == 1:  # the seed best on validation ships
+            shipped = shipped_path("classify", "mlp", tmp_path)
+            shipped.parent.mkdir(parents=True)
+            shipped.write_bytes(path.read_bytes())
+    runs = seed_runs("mlp", tmp_path)
+    assert [(r["seed"], r["ships"]) for r in runs] == [(0, False), (1, True), (2, False)]
+    table = seed_table({"mlp": runs})
+    assert "| mlp | 0, 1, 2 | 99.00 / 99.40 / 99.20 | 99.00 / 99.30 / 99.60 | 99.30 ± 0.30 |" in table
+    assert table.rstrip().endswith("| 99.00 to 99.60 | 1 |")
+    assert seed_runs("cnn", tmp_path) == []

@@ -89,6 +89,34 @@ def best_of(results: dict, archs) -> str | None:
     return max(scored, key=lambda a: results[a]["meta"]["validation"]["accuracy"], default=None)
 
 
+BASELINE_SEEDS_DIR = Path("sweeps") / "baselines"   # seed<N>/ under weights/, each with its metrics
+
+
+def seed_runs(arch: str, weights_dir="weights") -> list[dict]:
+    """Every seed's run of a whole-image baseline (``scripts/train_baselines.sh``, scored by
+    ``python -m seqmnist evaluate --weights-dir weights/sweeps/baselines/seed<N>``): seed,
+    validation accuracy at the kept epoch, test accuracy, and whether it is the shipped file."""
+    root = resolve(weights_dir)
+    shipped = shipped_path("classify", arch, root)
+    shipped_bytes = shipped.read_bytes() if shipped.exists() else None
+    runs = []
+    for folder in sorted((root / BASELINE_SEEDS_DIR).glob("seed*")):
+        path = shipped_path("classify", arch, folder)
+        metrics = folder / "metrics.json"
+        if not path.exists() or not metrics.exists():
+            continue
+        row = next((r for r in json.loads(metrics.read_text())["rows"]
+                    if r["file"] == str(path.relative_to(folder))), None)
+        if row is None:
+            continue
+        meta = read_sidecar(path)
+        runs.append({"seed": meta["config"]["seed"],
+                     "validation_accuracy": meta["validation"]["accuracy"],
+                     "test_accuracy": row["test_accuracy"],
+                     "ships": path.read_bytes() == shipped_bytes})
+    return runs
+
+
 def ranked(results: dict, archs) -> list[str]:
     """The evaluated architectures, best validation accuracy first (never the test set)."""
     scored = [a for a in archs if results.get(a)]

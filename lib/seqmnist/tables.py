@@ -222,3 +222,25 @@ def paired_table(comparison: dict) -> str:
             for p in comparison["pairs"]]
     return markdown_table(["A", "B", "only A right", "only B right", "McNemar p",
                            "A - B (points)", "95 % interval (points)"], rows)
+
+
+def seed_table(runs: dict) -> str:
+    """Each model's seeds (``results.seed_runs``; ``runs`` maps a name to them): validation and
+    test accuracy per seed, the test accuracy's mean +- sd and range, and the seed that ships."""
+    import numpy as np
+
+    rows = []
+    for name, seeds in runs.items():
+        if not seeds:
+            continue
+        test = np.array([run["test_accuracy"] for run in seeds])
+        shipped = [run["seed"] for run in seeds if run["ships"]]
+        rows.append([name, ", ".join(str(run["seed"]) for run in seeds),
+                     " / ".join(f"{100 * run['validation_accuracy']:.2f}" for run in seeds),
+                     " / ".join(f"{100 * value:.2f}" for value in test),
+                     f"{100 * test.mean():.2f} ± {100 * test.std(ddof=1):.2f}" if len(test) > 1
+                     else f"{100 * test[0]:.2f}",
+                     f"{100 * test.min():.2f} to {100 * test.max():.2f}",
+                     ", ".join(map(str, shipped)) or "none"])
+    return markdown_table(["model", "seeds", "validation accuracy (%)", "test accuracy (%)",
+                           "test mean ± sd (%)", "test min to max (%)", "shipped seed"], rows)
