@@ -52,11 +52,12 @@ def predict(model, pixels: torch.Tensor, batch_size: int | None = None) -> tuple
 
 
 def shipped_predictions(weights_path, pixels: torch.Tensor, device: str = "cpu",
-                     use_cache: bool = True, cache_dir=None) -> dict:
+                     use_cache: bool = True, cache_dir=None, model=None) -> dict:
     """Predictions of a shipped classifier on ``pixels`` (the test images, or their first
     ``limit`` in quick mode) and the measured forward time, cached by seqmnist.memo (keyed by the
     weights file, the images, the device and the package's source).
 
+    ``model``: the file's model if the caller has already loaded it (else loaded on a cache miss).
     Returns {"predicted": int64 (N,), "ms_per_image", "threads", "device", "batch_size"}.
     """
     from . import memo
@@ -64,7 +65,9 @@ def shipped_predictions(weights_path, pixels: torch.Tensor, device: str = "cpu",
     from .weights import load_weights
 
     def compute():
-        model, _ = load_weights(weights_path, task="classify", device=device)
+        nonlocal model
+        if model is None:
+            model, _ = load_weights(weights_path, task="classify", device=device)
         batch_size = eval_batch_size(model)
         predicted, seconds = predict(model, pixels, batch_size)
         return {"predicted": predicted, "ms_per_image": 1000 * seconds / max(len(pixels), 1),

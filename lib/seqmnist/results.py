@@ -146,8 +146,9 @@ def paired_comparison(results: dict, archs, baselines, weights_dir="weights", mn
     models, threads = {}, set()
     for name in recurrent + whole:
         path = weights_file("classify", name, weights_dir)
-        model, _ = load_weights(path, task="classify")
-        run = compare.shipped_predictions(path, pixels, device=device, use_cache=use_cache)
+        model, _ = load_weights(path, task="classify", device=device)
+        run = compare.shipped_predictions(path, pixels, device=device, use_cache=use_cache,
+                                          model=model)
         threads.add(run["threads"])
         models[name] = {"label": SHORT_NAMES.get(name, name),
                         "correct": run["predicted"] == labels.numpy(),

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import torch
 
-from .data import load_mnist, shift_images
+from .data import atomic_write_bytes, load_mnist, shift_images
 from .devices import resolve_device
-from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .evaluate import evaluate
 from .models import TASKS, build_model, canonical_arch
 from .weights import (code_version, hardware, hardware_summary, read_sidecar, save_weights,
@@ -166,32 +166,18 @@ class RunState:
 
 
 def save_checkpoint(path: Path, config, model, optimizer, state: RunState) -> None:
-    """torch.save to a temporary file of its own, then an atomic rename: never a half-written
-    checkpoint. A failed write (disk full, folder gone) raises CheckpointError naming ``path``,
-    leaving the previous checkpoint in place and no temporary file behind."""
+    """torch.save through ``atomic_write_bytes`` (a temporary file of its own, then an atomic
+    rename): never a half-written checkpoint. A failed write (disk full, folder gone) raises
+    CheckpointError naming ``path``, leaving the previous checkpoint and no temporary file."""
     path = Path(path)
     payload = {"config": config.to_dict(), "model": model.state_dict(),
                "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                "state": dataclasses.asdict(state)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise CheckpointError(f"{path}: cannot write the checkpoint "
-                              f"({error.strerror or error})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o644)  # as torch.save would make it, not mkstemp's 0600
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:  # a second Ctrl-C mid-write, too, leaves no temporary file
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, (OSError, RuntimeError)):  # a full disk: RuntimeError from torch
-            raise CheckpointError(f"{path}: cannot write the checkpoint ({type(error).__name__}: "
-                                  f"{error}); the previous checkpoint is intact") from None
-        raise
+        atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
+    except (DataError, RuntimeError) as error:  # a full disk: RuntimeError from torch
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({error}); the previous "
+                              f"checkpoint is intact") from None
 
 
 def _with_defaults(saved: dict, config: TrainConfig) -> dict:
