@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Train every unfinished run of one or more campaigns at once on a GPU, each to its last epoch,
-# with the workers' small kernels side by side under CUDA MPS. With SNAPSHOT_DIR, each weights
-# folder (checkpoints included) is packed there every 45 s and at the end, so that a machine taken
-# back mid-run still returns its progress.
+# Train every unfinished run of one or more campaigns at once on a GPU, each to its last epoch:
+# `campaign run` on a local Dask cluster of one worker whose WORKERS runs share the card, their
+# small kernels side by side under CUDA MPS. With SNAPSHOT_DIR, each weights folder (checkpoints
+# included) is packed there every 45 s and at the end, so that a machine taken back mid-run still
+# returns its progress.
 #
 #   scripts/campaign_gpu.sh BUDGET_MINUTES [SNAPSHOT_DIR [CAMPAIGN_DIR...]]
 #
 # Each CAMPAIGN_DIR is a campaign's folder (weights/sweeps/campaign<N>, its runs in runs.json),
 # packed into SNAPSHOT_DIR/<folder name>.tgz. Without one, the campaign of SEQMNIST_WEIGHTS and
 # SEQMNIST_CAMPAIGN_FILE (default: the shipped weights/) trains, packed into <folder name>.tgz too.
-# SEQMNIST_DATA serves a machine without the dataset download. DEVICE (cuda), WORKERS per campaign
-# (16) and PYTHON (python3) may be overridden.
+# SEQMNIST_DATA serves a machine without the dataset download. DEVICE (cuda), WORKERS (runs at once
+# per campaign, 16) and PYTHON (python3) may be overridden; on DEVICE=cpu the runs are worker
+# processes instead of GPU slots.
 set -euo pipefail
 
 budget=${1:?usage: scripts/campaign_gpu.sh BUDGET_MINUTES [SNAPSHOT_DIR [CAMPAIGN_DIR...]]}
@@ -22,6 +24,14 @@ python=${PYTHON:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # The package need not be installed; the allocator re-exec is a CPU-only speed-up.
 export PYTHONPATH="$repo/lib${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 SEQMNIST_NO_REEXEC=1
+# The campaign engine (dask, distributed) on a machine without internet access: from the wheels
+# that scripts/gpu_wheels.sh packs into build/wheels, when this Python lacks them.
+if ! "$python" -c "import distributed" 2>/dev/null; then
+    wheels=${WHEELS:-$repo/build/wheels}
+    [ -d "$wheels" ] || { echo "no dask distributed for $python and no $wheels: run scripts/gpu_wheels.sh" >&2; exit 2; }
+    "$python" -m pip install --quiet --no-index --find-links "$wheels" \
+        $(grep -E '^(dask|distributed|dask-jobqueue)==' "$repo/requirements.txt")
+fi
 campaign_folders=$#  # 0: the single campaign the environment names
 folders=()
 for folder in "$@"; do
@@ -80,13 +90,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# one Dask worker holding WORKERS GPU slots (each run asks for one), or WORKERS processes on a CPU
+if [ "$device" = cpu ]; then engine=(--workers "$workers"); else engine=(--workers 1 --gpu-slots "$workers"); fi
 runners=()
 for folder in "${folders[@]}"; do
     (use_folder "$folder"; exec "$python" -m seqmnist campaign run --budget-minutes "$budget" \
-        --workers "$workers" --chunk-epochs 1000 --device "$device") &
+        "${engine[@]}" --chunk-epochs 1000 --device "$device") &
     runners+=($!)
 done
-# TERM or Ctrl-C (a timeout, say) reaches every runner, whose workers checkpoint before they stop;
+# TERM or Ctrl-C (a timeout, say) reaches every runner, whose runs checkpoint before they stop;
 # the last snapshot below then holds those checkpoints
 trap 'kill -TERM "${runners[@]}" 2>/dev/null || true' TERM INT
 failed=0

@@ -1,4 +1,6 @@
-"""The campaign runner trains a miniature campaign in chunks, resumes it, and ships final weights."""
+"""The campaign: its recipes and plans, a miniature campaign run to completion, resumed, stopped
+by a signal and packed by the GPU script, and the shipping of final weights (the Dask runner
+itself: tests/test_cluster.py)."""
 
 import io
 import json
@@ -11,7 +13,7 @@ import time
 import pytest
 import torch
 
-from seqmnist import campaign
+from seqmnist import campaign, cluster
 from seqmnist.errors import ConfigError
 
 TINY = dict(epochs=2, batch_size=16, train_size=64, val_size=32, warmup_steps=1)
@@ -26,68 +28,6 @@ def mini_campaign(tmp_path, monkeypatch, mnist):
     monkeypatch.setenv("SEQMNIST_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     return tmp_path
-
-
-def test_campaign_runs_to_completion_and_keeps_only_final_weights(mini_campaign):
-    weights = mini_campaign / "weights"
-    assert "0/2" in campaign.status_table()
-    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=mini_campaign / "logs")
-    for task, arch in (("classify", "lstm-1x4"), ("predict", "gru-1x4")):
-        assert (weights / task / f"{arch}.safetensors").exists()
-        meta = json.loads((weights / task / f"{arch}.json").read_text())
-        assert meta["epochs_trained"] == 2 and len(meta["history"]) == 2
-    assert not (weights / "checkpoints" / "classify-lstm-1x4").exists()  # finished: removed
-    table = campaign.status_table()
-    assert table.count("| 2/2 |") == 2 and table.count("final") == 2
-    assert (weights / "campaign_status.md").read_text().count("final") == 2
-
-
-def test_workers_share_out_the_cores_and_a_thread_count_reaches_the_worker(mini_campaign, monkeypatch):
-    assert campaign.threads_per_worker(2, cpus=2) == 1
-    assert campaign.threads_per_worker(1, cpus=2) == 2  # a lone run gets both cores
-    assert campaign.threads_per_worker(16, cpus=2) == 1
-    spec = mini_campaign / "campaign.json"
-    spec.write_text(json.dumps(json.loads(spec.read_text())[:1]))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the runner's choice, not the inherited one, counts
-    monkeypatch.setenv("SEQMNIST_BUILD", str(mini_campaign / "build"))
-    campaign.run_campaign(budget_minutes=5, workers=1, threads=1)
-    # the logs go to the build folder, under the weights folder's name
-    log = (mini_campaign / "build" / "campaign-logs" / "weights" / "classify-lstm-1x4.log").read_text()
-    assert "classify-lstm-1x4: 1 CPU thread(s)" in log
-    with pytest.raises(ConfigError, match="threads"):
-        campaign.run_campaign(budget_minutes=5, threads=0)
-
-
-def test_unknown_run_and_bad_budget(mini_campaign):
-    with pytest.raises(ConfigError, match="unknown campaign run"):
-        campaign.find_config("classify-lstm-9x9")
-    with pytest.raises(ConfigError):
-        campaign.run_campaign(budget_minutes=0)
-    with pytest.raises(ConfigError, match="unknown campaign runs"):
-        campaign.run_campaign(budget_minutes=1, only=["nope"])
-
-
-def test_a_failing_run_is_reported_with_its_error_and_the_others_go_on(mini_campaign, capsys):
-    """A worker that fails (here a batch larger than the training set) is named in the runner's
-    output with its log's last line: on a borrowed GPU machine the logs do not come back."""
-    spec = mini_campaign / "campaign.json"
-    runs = json.loads(spec.read_text())
-    runs[1]["batch_size"] = 1000
-    spec.write_text(json.dumps(runs))
-    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=mini_campaign / "logs")
-    output = capsys.readouterr().out
-    assert "predict-gru-1x4 exited with code" in output and "exceeds the 64 training images" in output
-    assert (mini_campaign / "weights" / "classify" / "lstm-1x4.safetensors").exists()
-    assert not (mini_campaign / "weights" / "predict" / "gru-1x4.safetensors").exists()
-
-
-def test_a_run_that_found_the_gpu_full_waits_for_a_free_slot_and_other_failures_are_dropped():
-    oom = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 6.08 GiB. GPU 0 has a "
-           "total capacity of 79.18 GiB of which 3.03 GiB is free.")
-    assert campaign.workers_after_failure(oom, workers=16, running=21) == 16
-    assert campaign.workers_after_failure(oom, workers=16, running=12) == 12
-    assert campaign.workers_after_failure(oom, workers=16, running=0) is None  # alone: cannot fit
-    assert campaign.workers_after_failure("ConfigError: batch_size 1000 exceeds", 16, 12) is None
 
 
 def test_declared_campaign_covers_the_assignment(monkeypatch):
@@ -106,32 +46,36 @@ def test_a_stale_checkpoint_beside_a_finished_run_does_not_train_it_again(mini_c
     run: the sidecar says finished, so the run is not trained again from that epoch."""
     import shutil
 
-    logs = mini_campaign / "logs"
     campaign.train_one("classify-lstm-1x4", until_epoch=1, deadline=None)
     checkpoint = mini_campaign / "weights" / "checkpoints" / "classify-lstm-1x4" / "checkpoint.pt"
     shutil.copy(checkpoint, mini_campaign / "epoch1.pt")
-    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=logs)
+    campaign.train_one("classify-lstm-1x4", until_epoch=None, deadline=None)
     shipped = mini_campaign / "weights" / "classify" / "lstm-1x4.safetensors"
     before = shipped.read_bytes()
+    assert not checkpoint.exists()   # finished: its checkpoint folder is removed
     checkpoint.parent.mkdir(parents=True)
     shutil.copy(mini_campaign / "epoch1.pt", checkpoint)
     assert campaign.progress_of(campaign.find_config("classify-lstm-1x4")).finished
-    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=logs)
+    spec = mini_campaign / "campaign.json"
+    spec.write_text(json.dumps(json.loads(spec.read_text())[:1]))
+    cluster.run_campaign(budget_minutes=5, workers=1, log_dir=mini_campaign / "logs")
     assert shipped.read_bytes() == before
-    assert campaign.status_table().count("| 2/2 |") == 2
+    assert not (mini_campaign / "logs" / "classify-lstm-1x4.log").exists()   # nothing queued
+    assert campaign.status_table().count("| 2/2 |") == 1
 
 
-def test_more_epochs_for_a_finished_run_never_retrain_over_its_weights(mini_campaign):
-    campaign.run_campaign(budget_minutes=5, workers=2, log_dir=mini_campaign / "logs")
+def test_more_epochs_for_a_finished_run_never_retrain_over_its_weights(mini_campaign, capsys):
+    campaign.train_one("classify-lstm-1x4", until_epoch=None, deadline=None)
     shipped = mini_campaign / "weights" / "classify" / "lstm-1x4.safetensors"
     before = shipped.read_bytes()
     spec = mini_campaign / "campaign.json"
     runs = json.loads(spec.read_text())
     runs[0]["epochs"] = 3
     spec.write_text(json.dumps(runs[:1]))
-    campaign.run_campaign(budget_minutes=5, workers=1, log_dir=mini_campaign / "logs")
+    cluster.run_campaign(budget_minutes=5, workers=1, log_dir=mini_campaign / "logs", retries=0)
     assert shipped.read_bytes() == before
     assert "no checkpoint to resume" in (mini_campaign / "logs" / "classify-lstm-1x4.log").read_text()
+    assert "classify-lstm-1x4 failed: classify-lstm-1x4 exited with code 2" in capsys.readouterr().out
 
 
 def test_sigterm_stops_the_campaign_with_checkpoints(mini_campaign):

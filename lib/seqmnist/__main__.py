@@ -83,14 +83,27 @@ def cmd_campaign(args) -> None:
     elif args.action == "plan":
         print(json.dumps(campaign.campaign_plan(args.campaign, args.only), indent=1))
     elif args.action == "run":
-        campaign.run_campaign(args.budget_minutes, workers=args.workers, only=args.only,
-                              chunk_epochs=args.chunk_epochs, device=args.device,
-                              threads=args.threads)
-    elif args.action == "worker":
+        from .cluster import SlurmJobs, run_campaign
+
+        slurm = SlurmJobs(jobs=args.jobs, queue=args.queue, account=args.account,
+                          gpus=args.gpus_per_job, cpus=args.cpus_per_job,
+                          memory=args.memory_per_job, walltime=args.walltime) if args.slurm else None
+        run_campaign(args.budget_minutes, workers=args.workers, only=args.only,
+                     chunk_epochs=args.chunk_epochs, device=args.device, threads=args.threads,
+                     gpu_slots=args.gpu_slots, scheduler=args.scheduler, slurm=slurm,
+                     retries=args.retries)
+    elif args.action == "worker":  # the process of one campaign task (cluster.train_task)
+        from .cluster import EXIT_DIVERGED
+        from .errors import TrainingDiverged
+
         if not args.name:
             raise SeqMnistError("campaign worker needs a run name")
-        campaign.train_one(args.name, args.until_epoch, args.deadline, device=args.device,
-                           progress=not args.quiet)
+        try:
+            campaign.train_one(args.name, args.until_epoch, args.deadline, device=args.device,
+                               progress=not args.quiet)
+        except TrainingDiverged as error:  # a finding, not a failure to retry
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_DIVERGED) from None
 
 
 def cmd_report(args) -> None:
@@ -172,12 +185,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("run", "status", "list", "plan", "ship", "worker"))
     p.add_argument("name", nargs="?", help="(worker) the run to train")
     p.add_argument("--budget-minutes", type=float, default=150.0)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2,
+                   help="(run) Dask worker processes on this machine, one run each (default 2)")
     p.add_argument("--only", nargs="+", help="train (plan) only these runs")
     p.add_argument("--campaign", type=int, default=3,
                    help="(plan) print this campaign's runs as a SEQMNIST_CAMPAIGN_FILE")
-    p.add_argument("--chunk-epochs", type=int, default=1)
-    p.add_argument("--threads", type=int, help="(run) CPU threads per worker (default: cores / workers)")
+    p.add_argument("--chunk-epochs", type=int, default=1, help="(run) epochs per task")
+    p.add_argument("--threads", type=int, help="(run) CPU threads per run (default: the cores "
+                                               "shared out among the runs trained at once)")
+    p.add_argument("--gpu-slots", type=int, default=0,
+                   help="(run) runs that share one GPU: each worker (each GPU of a SLURM job) "
+                        "trains this many at once, under CUDA MPS (default 0: one run per worker)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="(run) times a failed task runs again, from its checkpoint (default 2)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="(run) a running Dask scheduler, e.g. tcp://host:8786, instead of a local cluster")
+    p.add_argument("--slurm", action="store_true",
+                   help="(run) submit SLURM jobs as Dask workers (dask-jobqueue), instead of a local cluster")
+    p.add_argument("--queue", help="(slurm) partition of the jobs")
+    p.add_argument("--account", help="(slurm) account charged for the jobs")
+    p.add_argument("--jobs", type=int, default=1, help="(slurm) jobs to submit (default 1)")
+    p.add_argument("--gpus-per-job", type=int, default=1,
+                   help="(slurm) GPUs of each job, one Dask worker each (default 1; 0: CPU jobs)")
+    p.add_argument("--cpus-per-job", type=int, default=8, help="(slurm) CPU cores of each job (default 8)")
+    p.add_argument("--memory-per-job", default="32GB", help="(slurm) memory of each job (default 32GB)")
+    p.add_argument("--walltime", help="(slurm) [D-]HH:MM:SS of each job (default: the budget and 15 minutes)")
     p.add_argument("--until-epoch", type=int)
     p.add_argument("--deadline", type=float)
     p.add_argument("--device", default="auto")

@@ -1,16 +1,14 @@
-"""The training campaign: which models to train, with what recipe, and a runner that trains them
-in wall-clock-bounded chunks.
+"""The training campaign: which models to train, with what recipe, and how far each run has got.
 
-Every run is resumable, so the campaign proceeds across sessions: ``campaign run`` gives each
-unfinished run one more epoch at a time, always picking the run with the fewest completed epochs
-(a complete set of usable weights exists early, then all runs lengthen together), in parallel
-worker processes (the CPU cores shared out among them) until ``--budget-minutes`` is spent. A
-worker stops at the deadline after writing a checkpoint. A finished run keeps only its weights
-and sidecar: its checkpoint folder is deleted.
+Every run is resumable, so the campaign proceeds across sessions: ``campaign run`` (cluster.py,
+on Dask) gives each unfinished run one more chunk of epochs at a time, the runs with the fewest
+completed epochs first (a complete set of usable weights exists early, then all runs lengthen
+together), until ``--budget-minutes`` is spent. A run stops at the deadline after writing a
+checkpoint. A finished run keeps only its weights and sidecar: its checkpoint folder is deleted.
 
 The declared list is the intent: raising a run's epochs here extends it from its checkpoint (the
 schedule continues from the learning rate reached; see ``train``). A run already finished has no
-checkpoint left, so its worker refuses rather than retrain over the shipped weights.
+checkpoint left, so its task refuses rather than retrain over the shipped weights.
 """
 
 from __future__ import annotations
@@ -19,10 +17,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +27,7 @@ from .data import atomic_write_bytes
 from .errors import ConfigError
 from .models import Architecture
 from .notebook import markdown_table
-from .paths import build_dir, weights_dir
-from .runtime import fast_cpu_env
+from .paths import weights_dir
 from .train import TrainConfig
 from .weights import shipped_path
 
@@ -349,7 +342,7 @@ def finalize(config: TrainConfig) -> None:
 
 def train_one(name: str, until_epoch: int | None, deadline: float | None, device: str = "auto",
               progress: bool = False) -> None:
-    """Worker entry point: train one campaign run (resuming) up to ``until_epoch``."""
+    """Train one campaign run (resuming) up to ``until_epoch``: the process of a campaign task."""
     from .train import train
 
     config = find_config(name)
@@ -357,102 +350,3 @@ def train_one(name: str, until_epoch: int | None, deadline: float | None, device
     train(config, run_dir(config), weights_path(config), until_epoch=until_epoch, deadline=deadline,
           device=device, progress=progress, extend=True)
     finalize(config)
-
-
-def workers_after_failure(error: str, workers: int, running: int) -> int | None:
-    """The worker count to go on with after a run failed with ``error`` (its log's last line)
-    while ``running`` others train: a run that found the GPU full is retried, from its
-    checkpoint, once the workers are fewer than those that filled it. None: do not retry it."""
-    if "out of memory" in error.lower() and running > 0:
-        return min(workers, running)
-    return None
-
-
-def threads_per_worker(workers: int, cpus: int | None = None) -> int:
-    """CPU threads for each of ``workers`` processes: the cores shared out, at least one. (Two
-    single-thread workers out-train one two-thread worker on two cores, but a lone run, such as
-    the last unfinished one, would leave a core idle.)"""
-    return max(1, (cpus or os.cpu_count() or 1) // workers)
-
-
-def _stop_on_first_term(signum, frame):
-    """SIGTERM handler: stop like Ctrl-C, once. A second TERM (one to the process group and one
-    forwarded by scripts/campaign_gpu.sh) must not cut the workers' stop short."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None = None,
-                 chunk_epochs: int = 1, device: str = "auto", log_dir: Path | None = None,
-                 threads: int | None = None) -> None:
-    """Train unfinished runs, fewest epochs first, in ``workers`` parallel processes of
-    ``threads`` CPU threads each (default: the cores shared out among the workers)."""
-    if budget_minutes <= 0 or workers < 1 or chunk_epochs < 1 or (threads is not None and threads < 1):
-        raise ConfigError("budget-minutes must be > 0, workers, chunk-epochs and threads >= 1")
-    configs = [c for c in campaign_configs() if not only or c.name in only]
-    unknown = set(only or ()) - {c.name for c in configs}
-    if unknown:
-        raise ConfigError(f"unknown campaign runs: {', '.join(sorted(unknown))}")
-    deadline = time.time() + budget_minutes * 60
-    # one log folder per weights folder: every campaign names its runs alike
-    log_dir = log_dir or build_dir() / "campaign-logs" / weights_dir().name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    running: dict[str, subprocess.Popen] = {}
-    env = fast_cpu_env(threads=threads or threads_per_worker(workers))
-    # SIGTERM (like Ctrl-C) stops the campaign cleanly: the workers get SIGTERM and checkpoint at
-    # their next batch boundary (see train.py), then the status is written
-    previous = signal.signal(signal.SIGTERM, _stop_on_first_term)
-    stopped = False
-    try:
-        while True:
-            for name, proc in list(running.items()):
-                if proc.poll() is not None:
-                    del running[name]
-                    # 130, 143: stopped by a signal after its checkpoint, resumable (not a failure)
-                    if proc.returncode not in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
-                        # the log's last line names the error: a GPU machine's logs do not come back
-                        log = (log_dir / f"{name}.log").read_text(errors="replace").strip()
-                        error = log.splitlines()[-1] if log else ""
-                        print(f"[campaign] {name} exited with code {proc.returncode} "
-                              f"({log_dir / name}.log): {error}", flush=True)
-                        retry_workers = workers_after_failure(error, workers, len(running))
-                        if retry_workers is None:
-                            configs = [c for c in configs if c.name != name]  # no retry in this chunk
-                        else:
-                            workers = retry_workers
-                            print(f"[campaign] out of device memory: {name} resumes when a slot "
-                                  f"frees, at most {workers} worker(s) from now on", flush=True)
-            remaining = deadline - time.time()
-            candidates = [(progress_of(c), c) for c in configs if c.name not in running]
-            candidates = [(p, c) for p, c in candidates if not p.finished]
-            if remaining < 60 or not candidates:
-                if not running:
-                    break
-                time.sleep(5)
-                continue
-            if len(running) < workers:
-                progress, config = min(candidates, key=lambda pc: pc[0].epochs_done)
-                until = min(config.epochs, progress.epochs_done + chunk_epochs)
-                command = [sys.executable, "-m", "seqmnist", "campaign", "worker", config.name,
-                           "--until-epoch", str(until), "--deadline", f"{deadline:.0f}",
-                           "--device", device, "--quiet"]
-                log = open(log_dir / f"{config.name}.log", "a")
-                print(f"[campaign] {time.strftime('%H:%M:%S')} start {config.name} "
-                      f"epoch {progress.epochs_done + 1} -> {until}", flush=True)
-                running[config.name] = subprocess.Popen(command, env=env, stdout=log,
-                                                        stderr=subprocess.STDOUT)
-                continue
-            time.sleep(5)
-    except KeyboardInterrupt:
-        stopped = True
-        print(f"[campaign] stopping {len(running)} worker(s); they checkpoint at their next batch",
-              flush=True)
-        for proc in running.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in running.values():
-            proc.wait()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    path = write_status()
-    why = "stopped" if stopped else "budget spent or nothing left"
-    print(f"[campaign] {why}; status in {path}", flush=True)
