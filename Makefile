@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.lab-installed
 
-.PHONY: setup data test report evaluate campaign campaign-gpu status bench clean
+.PHONY: setup data test report evaluate campaign campaign-gpu status bench clean lab test-browser
 
 setup: $(STAMP)
 
@@ -24,6 +25,26 @@ $(STAMP): requirements.txt pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Optional: JupyterLab and Playwright (requirements-lab.txt), on top of the pinned requirements.
+$(LAB_STAMP): $(STAMP) requirements-lab.txt
+	@echo "[lab] installing JupyterLab and Playwright into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt -c requirements.txt
+	@touch $(LAB_STAMP)
+
+# The notebooks in JupyterLab, with the widgets' extensions (interactive=True shows the widgets).
+lab: $(LAB_STAMP)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m jupyterlab notebooks \
+		$$(test "$$(id -u)" = 0 && echo --allow-root)
+
+# The in-painting notebook's widgets in a real browser: Debian's Chromium, installed on first use.
+test-browser: $(LAB_STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "[test-browser] installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "error: the browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@$(PY) -m pytest -q -rs tests/browser
 
 data: setup
 	@$(PY) -m seqmnist data

@@ -109,11 +109,25 @@ def test_predict_keeps_the_images_order(mnist):
     model = Classifier("gru-1x8").eval()
     pixels, _ = mnist.test.tensors()
     pixels = pixels[:150]
-    predicted, seconds = compare.predict(model, pixels, batch_size=32)  # sorted, batched inside
+    run = compare.predict(model, pixels, batch_size=32)  # sorted, batched inside
     with torch.no_grad():
-        expected = model(pixels.t().unsqueeze(-1)).argmax(1).numpy()
-    assert predicted.dtype == np.int64 and seconds > 0
-    np.testing.assert_array_equal(predicted, expected)
+        expected = model(pixels.t().unsqueeze(-1))
+    assert run["predicted"].dtype == np.int64 and run["seconds"] > 0
+    np.testing.assert_array_equal(run["predicted"], expected.argmax(1).numpy())
+    assert run["logits"].dtype == np.float32
+    np.testing.assert_allclose(run["logits"], expected.numpy(), atol=1e-5)
+    assert run["reading"] is None   # no labels: predictions and logits only
+
+
+def test_predict_of_a_baseline_reads_nothing(mnist):
+    torch.manual_seed(0)
+    model = WholeImageClassifier("mlp").eval()
+    pixels, labels = mnist.test.tensors()
+    run = compare.predict(model, pixels[:40], labels=labels[:40])
+    with torch.no_grad():
+        expected = model(pixels[:40].t().unsqueeze(-1)).argmax(1).numpy()
+    np.testing.assert_array_equal(run["predicted"], expected)
+    assert run["reading"] is None   # a whole-image model has no steps to read
 
 
 def test_shipped_predictions_match_evaluate_and_are_cached(mnist, tmp_path, monkeypatch):
@@ -123,21 +137,54 @@ def test_shipped_predictions_match_evaluate_and_are_cached(mnist, tmp_path, monk
     path = "weights/classify/gru-1x32.safetensors"
     pixels, labels = mnist.test.tensors()
     pixels, labels = pixels[:200], labels[:200]
-    first = compare.shipped_predictions(path, pixels, cache_dir=tmp_path)
+    first = compare.shipped_predictions(path, pixels, labels, cache_dir=tmp_path)
     model, _ = load_weights(path)
-    accuracy = evaluate(model, pixels, labels)["accuracy"]
-    assert (first["predicted"] == labels.numpy()).mean() == accuracy
+    scored = evaluate(model, pixels, labels)
+    assert (first["predicted"] == labels.numpy()).mean() == scored["accuracy"]
+    cross_entropy = torch.nn.functional.cross_entropy(torch.from_numpy(first["logits"]), labels)
+    assert float(cross_entropy) == pytest.approx(scored["loss"], rel=1e-5)
+    assert first["reading"]["correct"][-1] == (first["predicted"] == labels.numpy()).sum()
     assert first["ms_per_image"] > 0 and first["threads"] >= 1
 
     def forbidden(*args, **kwargs):
         raise AssertionError("recomputed despite the cache")
 
     monkeypatch.setattr(compare, "predict", forbidden)
-    again = compare.shipped_predictions(path, pixels, cache_dir=tmp_path)
+    again = compare.shipped_predictions(path, pixels, labels, cache_dir=tmp_path)
     np.testing.assert_array_equal(again["predicted"], first["predicted"])
+    np.testing.assert_array_equal(again["reading"]["settling"], first["reading"]["settling"])
     assert again["ms_per_image"] == first["ms_per_image"]
     with pytest.raises(AssertionError, match="recomputed"):  # other images: a new entry
-        compare.shipped_predictions(path, pixels[:100], cache_dir=tmp_path)
+        compare.shipped_predictions(path, pixels[:100], labels[:100], cache_dir=tmp_path)
+    with pytest.raises(AssertionError, match="recomputed"):  # without labels: another pass
+        compare.shipped_predictions(path, pixels, cache_dir=tmp_path)
+
+
+def test_paired_comparison_reuses_the_shared_passes(mnist, tmp_path, monkeypatch):
+    """The notebook makes one cached pass per classifier (classifier_passes) and hands it to the
+    comparison, which then runs no pass of its own."""
+    from seqmnist import results
+
+    pixels, labels = mnist.test.tensors()
+    pixels, labels = pixels[:60], labels[:60]
+    passes = results.classifier_passes(["lstm-1x32", "mlp", "lstm-9x9"], pixels, labels,
+                                       use_cache=False)
+    assert set(passes) == {"lstm-1x32", "mlp"}   # no weights for lstm-9x9: left out
+    assert passes["lstm-1x32"]["reading"]["settling"].shape == (60,)
+    assert passes["mlp"]["reading"] is None
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a second pass")
+
+    monkeypatch.setattr(compare, "shipped_predictions", forbidden)
+    scored = {name: {"meta": {"validation": {"accuracy": 0.9}}} for name in ("lstm-1x32", "mlp")}
+    comparison = results.paired_comparison(scored, ["lstm-1x32"], ["mlp"], mnist=mnist, limit=60,
+                                           passes=passes)
+    for name in ("lstm-1x32", "mlp"):
+        np.testing.assert_array_equal(comparison["models"][name]["correct"],
+                                      passes[name]["predicted"] == labels.numpy())
+    with pytest.raises(AssertionError, match="second pass"):   # without them it makes its own
+        results.paired_comparison(scored, ["lstm-1x32"], ["mlp"], mnist=mnist, limit=60)
 
 
 # -- the paragraph, from made-up results --------------------------------------------------------

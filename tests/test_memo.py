@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from seqmnist import masks, memo
-from seqmnist.inpaint import exact_posterior, gibbs_inpaint, task2_experiment
+from seqmnist.continuation import task2_experiment
+from seqmnist.inpaint import exact_posterior, gibbs_inpaint
 from seqmnist.models import build_model
 
 

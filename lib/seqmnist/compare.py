@@ -5,7 +5,8 @@ McNemar's exact test asks whether "A right, B wrong" (b images) and "A wrong, B 
 are equally likely, and a paired bootstrap gives a 95 % interval for accuracy(A) - accuracy(B).
 The cost of a model is its parameter count, its multiply-adds per image (counted from the modules
 the forward pass actually runs, so the count cannot disagree with the model) and a measured forward
-time per image (machine-dependent, secondary).
+time per image (machine-dependent, secondary). The same pass keeps each image's logits (for the
+calibration) and a recurrent classifier's reading after every pixel (``reading``).
 """
 
 from __future__ import annotations
@@ -22,43 +23,71 @@ from torch import nn
 
 
 @torch.no_grad()
-def predict(model, pixels: torch.Tensor, batch_size: int | None = None) -> tuple[np.ndarray, float]:
-    """(predicted class of each image of ``pixels`` (N, 784), in their order; seconds it took).
+def predict(model, pixels: torch.Tensor, batch_size: int | None = None, labels=None) -> dict:
+    """One forward pass of a classifier over ``pixels`` (N, 784), batched and ordered by first
+    ink pixel as ``evaluate.evaluate`` does (the batch shares its all-zero prefix), after a small
+    warm-up batch.
 
-    One forward pass, batched and ordered by first ink pixel as ``evaluate.evaluate`` does (the
-    batch shares its all-zero prefix), after a small warm-up batch that the time leaves out.
+    Returns, in the images' order, "predicted" int64 (N,), "logits" float32 (N, 10) and
+    "seconds": the time of the plain forward pass alone (core and head on the last output).
+    With ``labels``, a recurrent classifier's pass also reads its head after every pixel (see
+    ``reading``), outside the timed part: "reading" holds "correct" (784,), the number of
+    images right after each pixel, and "settling" (N,), each image's settling step; else None.
     """
+    from . import reading
     from .data import first_ink_steps
     from .evaluate import eval_batch_size
+    from .models import Classifier, leading_zero_steps
 
     model.eval()
-    if len(pixels) == 0:
-        return np.zeros(0, dtype=np.int64), 0.0
     device = next(model.parameters()).device
     batch_size = batch_size or eval_batch_size(model)
+    reads = labels is not None and isinstance(model, Classifier)
+    labels = None if labels is None else torch.as_tensor(np.asarray(labels))
+    count, steps = len(pixels), pixels.shape[1]
+    predicted = torch.empty(count, dtype=torch.int64)
+    logits = torch.empty(count, 10, dtype=torch.float32)
+    correct = np.zeros(steps, dtype=np.int64)
+    settling = np.zeros(count, dtype=np.int64)
+    if count == 0:
+        return {"predicted": predicted.numpy(), "logits": logits.numpy(), "seconds": 0.0,
+                "reading": {"correct": correct, "settling": settling} if reads else None}
     order = torch.from_numpy(first_ink_steps(pixels.cpu().numpy())).argsort(stable=True)
     model(pixels[:8].to(device, torch.float32).t().unsqueeze(-1))  # warm-up: allocator, oneDNN
-    predicted = torch.empty(len(pixels), dtype=torch.int64)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for first in range(0, len(pixels), batch_size):
+    seconds = 0.0
+    for first in range(0, count, batch_size):
         index = order[first:first + batch_size]
-        batch = pixels[index].to(device, torch.float32)
-        predicted[index] = model(batch.t().unsqueeze(-1)).argmax(1).cpu()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return predicted.numpy(), time.perf_counter() - start
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        x = pixels[index].to(device, torch.float32).t().unsqueeze(-1)
+        if reads:   # model(x), keeping the core's output at every step
+            outputs, _ = model.core(x)
+            batch_logits = model.head(model.dropout(outputs[-1])).cpu()
+        else:
+            batch_logits = model(x).cpu()
+        seconds += time.perf_counter() - start
+        logits[index] = batch_logits.float()
+        predicted[index] = batch_logits.argmax(1)
+        if reads:
+            beliefs = reading.step_predictions(model.head, outputs, leading_zero_steps(x))
+            beliefs[-1] = predicted[index]   # the last step is the pass's own prediction
+            correct += (beliefs.long() == labels[index]).sum(1).numpy()
+            settling[index.numpy()] = reading.settling_steps(beliefs.numpy())
+    return {"predicted": predicted.numpy(), "logits": logits.numpy(), "seconds": seconds,
+            "reading": {"correct": correct, "settling": settling} if reads else None}
 
 
-def shipped_predictions(weights_path, pixels: torch.Tensor, device: str = "cpu",
-                     use_cache: bool = True, cache_dir=None, model=None) -> dict:
-    """Predictions of a shipped classifier on ``pixels`` (the test images, or their first
-    ``limit`` in quick mode) and the measured forward time, cached by seqmnist.memo (keyed by the
-    weights file, the images, the device and the package's source).
+def shipped_predictions(weights_path, pixels: torch.Tensor, labels=None, device: str = "cpu",
+                        use_cache: bool = True, cache_dir=None, model=None) -> dict:
+    """``predict`` of a shipped classifier on ``pixels`` (a split's images, or their first
+    ``limit`` in quick mode), cached by seqmnist.memo (keyed by the weights file, the images, the
+    labels, the device and the package's source): the one pass that the paired comparison, the
+    reading curves (with ``labels``) and the calibration (its logits) share.
 
     ``model``: the file's model if the caller has already loaded it (else loaded on a cache miss).
-    Returns {"predicted": int64 (N,), "ms_per_image", "threads", "device", "batch_size"}.
+    Returns ``predict``'s "predicted", "logits" and "reading", with "ms_per_image" (the plain
+    forward pass), "threads", "device" and "batch_size".
     """
     from . import memo
     from .evaluate import eval_batch_size
@@ -69,12 +98,14 @@ def shipped_predictions(weights_path, pixels: torch.Tensor, device: str = "cpu",
         if model is None:
             model, _ = load_weights(weights_path, task="classify", device=device)
         batch_size = eval_batch_size(model)
-        predicted, seconds = predict(model, pixels, batch_size)
-        return {"predicted": predicted, "ms_per_image": 1000 * seconds / max(len(pixels), 1),
+        run = predict(model, pixels, batch_size, labels)
+        return {"predicted": run["predicted"], "logits": run["logits"], "reading": run["reading"],
+                "ms_per_image": 1000 * run["seconds"] / max(len(pixels), 1),
                 "threads": torch.get_num_threads(), "device": device, "batch_size": batch_size}
 
-    return memo.cached("test_predictions", compute, files=[Path(weights_path)],
-                       arrays=[pixels.numpy()], params={"device": device},
+    arrays = [pixels.numpy()] + ([] if labels is None else [np.asarray(labels)])
+    return memo.cached("predictions", compute, files=[Path(weights_path)], arrays=arrays,
+                       params={"device": device, "labels": labels is not None},
                        cache_dir=cache_dir, enabled=use_cache)
 
 

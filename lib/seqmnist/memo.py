@@ -26,7 +26,8 @@ CACHE_VERSION = 1
 
 
 def _types() -> dict:
-    from .inpaint import GibbsResult, Posterior, Task2Result
+    from .continuation import Task2Result
+    from .inpaint import GibbsResult, Posterior
 
     return {cls.__name__: cls for cls in (Posterior, GibbsResult, Task2Result)}
 

@@ -1,5 +1,9 @@
 """``make report``: data, cached evaluation, the four task notebooks and report.ipynb executed
 headless with papermill, then HTML and PDF with nbconvert, all into the git-ignored build folder.
+
+The task notebooks' tables and figures for the report go to ``build/report/<notebook>/``
+(``outputs_dir``), where report.ipynb reads them: a notebook run by hand writes to its own default,
+``build/<notebook>/``, and cannot replace the report's outputs with quick or interactive ones.
 """
 
 from __future__ import annotations
@@ -20,6 +24,22 @@ NOTEBOOKS = ("theory", "classification", "prediction", "inpainting")
 TEX_PACKAGES = ("texlive-xetex", "texlive-fonts-recommended", "texlive-plain-generic", "pandoc")
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT_TEMPLATE = "report"  # templates/report: nbconvert's LaTeX template plus a rule per table
+OUTPUTS = "report"  # the report's own folder of the task notebooks' outputs, under build/
+
+
+def outputs_dir(out: Path | None = None) -> Path:
+    """Where ``build`` has the task notebooks write what report.ipynb collects."""
+    return (Path(out) if out is not None else build_dir()) / OUTPUTS
+
+
+def notebook_parameters(name: str, out: Path | None = None, quick: bool = False) -> dict:
+    """The papermill parameters ``build`` runs task notebook ``name`` with."""
+    return {"quick": quick, "output_dir": str(outputs_dir(out) / name)}
+
+
+def report_parameters(out: Path | None = None) -> dict:
+    """report.ipynb's: the folder the task notebooks wrote to."""
+    return {"build_dir": str(outputs_dir(out))}
 
 
 def _stage(message: str, started: float) -> None:
@@ -104,11 +124,11 @@ def build(quick: bool = False, pdf: bool = True, out: Path | None = None,
     for name in notebooks:
         target = executed / f"{name}.ipynb"
         execute_notebook(ROOT / "notebooks" / f"{name}.ipynb", target,
-                         {"quick": quick, "output_dir": str(out / name)})
+                         notebook_parameters(name, out, quick))
         written[name] = target
         _stage(f"notebooks/{name}.ipynb executed", started)
     report = executed / "report.ipynb"
-    execute_notebook(ROOT / "report.ipynb", report, {"build_dir": str(out)})
+    execute_notebook(ROOT / "report.ipynb", report, report_parameters(out))
     written["report"] = report
     _stage("report.ipynb executed", started)
     written["html"] = convert(report, "html", out)

@@ -123,12 +123,30 @@ def ranked(results: dict, archs) -> list[str]:
     return sorted(scored, key=lambda a: -results[a]["meta"]["validation"]["accuracy"])
 
 
+def classifier_passes(names, pixels, labels=None, weights_dir="weights", device: str = "cpu",
+                      use_cache: bool = True, progress: bool = False) -> dict:
+    """Name -> ``compare.shipped_predictions`` on ``pixels`` for each classifier in ``names`` with
+    shipped weights: the one cached pass per model and split whose predictions, logits and (with
+    ``labels``) reading the comparison, the reading curves and the calibration share."""
+    from . import compare
+    from .notebook import progress as bar
+
+    passes = {}
+    for name in bar(list(names), progress, desc="classifiers"):
+        path = weights_file("classify", name, weights_dir)
+        if path.exists():
+            passes[name] = compare.shipped_predictions(path, pixels, labels, device=device,
+                                                       use_cache=use_cache)
+    return passes
+
+
 def paired_comparison(results: dict, archs, baselines, weights_dir="weights", mnist=None,
                       limit: int | None = None, device: str = "cpu", count: int = 3,
-                      use_cache: bool = True) -> dict | None:
+                      use_cache: bool = True, passes: dict | None = None) -> dict | None:
     """The ``count`` best recurrent readers and the whole-image baselines on the same test images
     (the first ``limit`` in quick mode): their paired predictions (cached), the paired tests of
     each reader against each baseline, and each model's cost per image (``compare.summarize``).
+    ``passes``: ``classifier_passes`` on those test images and labels, when already made.
     None when there is not at least one of each with shipped weights."""
     import numpy as np
 
@@ -147,8 +165,8 @@ def paired_comparison(results: dict, archs, baselines, weights_dir="weights", mn
     for name in recurrent + whole:
         path = weights_file("classify", name, weights_dir)
         model, _ = load_weights(path, task="classify", device=device)
-        run = compare.shipped_predictions(path, pixels, device=device, use_cache=use_cache,
-                                          model=model)
+        run = (passes or {}).get(name) or compare.shipped_predictions(
+            path, pixels, labels, device=device, use_cache=use_cache, model=model)
         threads.add(run["threads"])
         models[name] = {"label": SHORT_NAMES.get(name, name),
                         "correct": run["predicted"] == labels.numpy(),
