@@ -104,6 +104,11 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     assert (tmp_path / "build" / "eval-cache" / ev.CACHE_FILE).exists()
     assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT),
                  "--no-cache"]) == 0
+    # a campaign's seed runs need only the test split: no train columns then
+    assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT),
+                 "--splits", "test", "--quiet"]) == 0
+    only_test = json.loads((root / "metrics.json").read_text())["rows"][0]
+    assert "test_accuracy" in only_test and "train_accuracy" not in only_test
 
 
 def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
@@ -180,3 +185,9 @@ def test_shipped_metrics_are_what_the_code_computes_now(mnist):
         assert row[f"{ev.CHECK}_loss"] == pytest.approx(now["loss"], rel=1e-5, abs=1e-7), row["file"]
         if "accuracy" in now:
             assert row[f"{ev.CHECK}_accuracy"] == now["accuracy"], row["file"]
+
+
+def test_the_evaluate_command_offers_exactly_the_splits_evaluate_knows():
+    from seqmnist.__main__ import EVALUATED_SPLITS
+
+    assert EVALUATED_SPLITS == ev.SPLITS

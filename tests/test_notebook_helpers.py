@@ -1,6 +1,7 @@
 """Parameter checks and the output manifest that report.ipynb reads."""
 
 import json
+from pathlib import Path
 
 import matplotlib
 
@@ -44,7 +45,7 @@ def test_unknown_model_name_is_refused():
         nbk.check_model_names("predict", ["cnn"])
 
 
-def test_outputs_manifest_round_trip(tmp_path, capsys):
+def test_outputs_manifest_round_trip(tmp_path, monkeypatch):
     out = nbk.Outputs(tmp_path / "task", "task")
     out.table("t", nbk.markdown_table(["a", "b"], [[1, 2]]), caption="Table", display=False)
     fig, ax = plt.subplots()
@@ -56,7 +57,15 @@ def test_outputs_manifest_round_trip(tmp_path, capsys):
     assert [item["name"] for item in manifest["items"]] == ["f", "p", "t"]
     assert (tmp_path / "task" / "f.png").stat().st_size > 1000
     assert "| 3 |" in (tmp_path / "task" / "t.md").read_text()
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda item: shown.append(
+        getattr(item, "filename", None) or item.data))
     nbk.show_outputs(tmp_path, "task", ["t", "missing", "p"])
+    assert "| 3 |" in shown[0] and "missing" in shown[1] and "computed" in shown[2]
+    shown.clear()
+    nbk.show_outputs(tmp_path, "task", exclude=["p"])   # the rest, in the manifest's order
+    assert shown[0].endswith("f.png") and "Figure" in shown[1] and "| 3 |" in shown[2]
+    assert not any("computed" in str(item) for item in shown)
     with pytest.raises(ConfigError, match="run the task notebook first"):
         nbk.show_outputs(tmp_path, "nothing")
 
@@ -174,30 +183,191 @@ def test_inpainting_columns_can_put_one_image_per_column(mnist):
     plt.close("all")
 
 
-def test_seed_table_summarizes_the_seeds_and_names_the_shipped_one(tmp_path):
-    """results.seed_runs reads each seed folder's metrics and sidecar; tables.seed_table gives
-    mean +- sd and range of the test accuracy and the shipped seed."""
+def _seed_run(root, folder, task, arch, seed, validation, test, **config):
+    """A finished run saved under ``root/folder`` with its sidecar and its scored metrics.json."""
     import json
 
     from seqmnist.models import build_model
-    from seqmnist.results import BASELINE_SEEDS_DIR, seed_runs
-    from seqmnist.tables import seed_table
     from seqmnist.weights import save_weights, shipped_path
 
+    config = {"task": task, "arch": arch, "seed": seed, "epochs": 4, **config}
+    path = shipped_path(task, arch, root / folder)
+    save_weights(build_model(task, arch, seed=seed), path,
+                 {"config": config, "epochs_trained": 4, "validation": validation})
+    rows = [{"file": str(path.relative_to(root / folder)),
+             **{f"test_{key}": value for key, value in test.items()}}]
+    (root / folder / "metrics.json").write_text(json.dumps({"rows": rows}))
+    return path
+
+
+def test_seed_table_summarizes_the_seeds_and_names_the_shipped_one(tmp_path):
+    """results.seed_runs reads each seed folder's metrics and sidecar; tables.seed_table gives
+    mean +- sd and range of the test accuracy and the shipped seed."""
+    from seqmnist.results import BASELINE_SEEDS_DIR, seed_runs
+    from seqmnist.tables import seed_table
+    from seqmnist.weights import shipped_path
+
     for seed, (val, test) in enumerate([(0.990, 0.9900), (0.994, 0.9930), (0.992, 0.9960)]):
-        folder = tmp_path / BASELINE_SEEDS_DIR / f"seed{seed}"
-        path = shipped_path("classify", "mlp", folder)
-        save_weights(build_model("classify", "mlp", seed=seed), path,
-                     {"config": {"seed": seed}, "validation": {"accuracy": val}})
-        rows = [{"file": "baselines/mlp.safetensors", "test_accuracy": test}]
-        (folder / "metrics.json").write_text(json.dumps({"rows": rows}))
+        path = _seed_run(tmp_path, BASELINE_SEEDS_DIR / f"seed{seed}", "classify", "mlp", seed,
+                         {"accuracy": val}, {"accuracy": test, "loss": 0.03})
         if seed == 1:  # the seed best on validation ships
             shipped = shipped_path("classify", "mlp", tmp_path)
             shipped.parent.mkdir(parents=True)
             shipped.write_bytes(path.read_bytes())
-    runs = seed_runs("mlp", tmp_path)
+            shipped.with_suffix(".json").write_bytes(path.with_suffix(".json").read_bytes())
+    runs = seed_runs("classify", "mlp", tmp_path)
     assert [(r["seed"], r["ships"]) for r in runs] == [(0, False), (1, True), (2, False)]
     table = seed_table({"mlp": runs})
     assert "| mlp | 0, 1, 2 | 99.00 / 99.40 / 99.20 | 99.00 / 99.30 / 99.60 | 99.30 ± 0.30 |" in table
     assert table.rstrip().endswith("| 99.00 to 99.60 | 1 |")
-    assert seed_runs("cnn", tmp_path) == []
+    assert seed_runs("classify", "cnn", tmp_path) == []
+
+
+def test_seed_runs_of_a_recurrent_model_are_the_campaign_runs_of_its_recipe(tmp_path):
+    """Campaign runs that differ from the shipped one by more than the seed (another rate) are
+    other recipes, not seeds; a run nobody scored yet is left out."""
+    from seqmnist.results import seed_runs
+    from seqmnist.tables import seed_row, seed_summary, seed_table
+    from seqmnist.weights import shipped_path
+
+    sweeps = Path("sweeps")
+    shipped = _seed_run(tmp_path, sweeps / "campaign3", "predict", "lstm-1x4", 0,
+                        {"loss": 0.090}, {"loss": 0.0900, "loss_per_image": 70.0}, lr=0.01)
+    _seed_run(tmp_path, sweeps / "campaign4", "predict", "lstm-1x4", 1, {"loss": 0.094},
+              {"loss": 0.0950}, lr=0.01)
+    _seed_run(tmp_path, sweeps / "campaign7", "predict", "lstm-1x4", 2, {"loss": 0.080},
+              {"loss": 0.0800}, lr=0.03)   # another rate: not a seed of the recipe
+    unscored = _seed_run(tmp_path, sweeps / "campaign5", "predict", "lstm-1x4", 2,
+                         {"loss": 0.092}, {"loss": 0.0920}, lr=0.01)
+    (unscored.parents[1] / "metrics.json").write_text('{"rows": []}')
+    target = shipped_path("predict", "lstm-1x4", tmp_path)
+    target.parent.mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):
+        target.with_suffix(suffix).write_bytes(shipped.with_suffix(suffix).read_bytes())
+    runs = seed_runs("predict", "lstm-1x4", tmp_path)
+    assert [(r["folder"], r["seed"], r["ships"]) for r in runs] == [
+        ("sweeps/campaign3", 0, True), ("sweeps/campaign4", 1, False)]
+    assert seed_summary(runs, "loss") == "0.0925 ± 0.0035 (0.0900 to 0.0950, 2 seeds)"
+    assert seed_summary(runs[:1], "loss") == "1 run" and seed_summary([], "loss") == "n/a"
+    assert seed_row("lstm", {"lstm-1x4": runs}, "loss")[1] == "n/a"   # no 1x4 column
+    assert "| lstm-1x4 | 0, 1 | 0.0900 / 0.0940 | 0.0900 / 0.0950 | 0.0925 ± 0.0035 |" in \
+        seed_table({"lstm-1x4": runs}, task="predict")
+
+
+def test_sweep_overview_says_whether_the_grid_brackets_the_best_rate():
+    from seqmnist.sweep import best_position
+    from seqmnist.tables import sweep_overview
+
+    def record(arch, losses, best):
+        return {"arch": arch, "epochs": 3, "best_lr": best,
+                "candidates": [{"lr": lr, "best_val_loss": loss} for lr, loss in losses.items()]}
+
+    inside = record("lstm-1x32", {0.005: 0.4, 0.01: 0.3, 0.02: 0.35}, 0.01)
+    edge = record("gru-1x32", {0.005: 0.4, 0.01: 0.3, 0.02: 0.25}, 0.02)
+    assert (best_position(inside), best_position(edge)) == ("inside", "highest")
+    lines = sweep_overview({"lstm-1x32": inside, "gru-1x32": edge},
+                           {"lstm-1x32": 0.0141, "gru-1x32": None}).splitlines()
+    assert lines[2] == "| lstm-1x32 | 3: 0.005 to 0.02 | 3 | 0.01 | 0.3000 | yes | 0.0141 | 1.4 |"
+    assert lines[3] == "| gru-1x32 | 3: 0.005 to 0.02 | 3 | 0.02 | 0.2500 | no (highest rate) | n/a | n/a |"
+
+
+def test_load_sweeps_reads_one_tasks_records_by_architecture(tmp_path):
+    import json
+
+    from seqmnist.sweep import load_sweeps
+
+    for name in ("classify-gru-1x32", "classify-lstm-1x32", "predict-lstm-1x32"):
+        task, arch = name.split("-", 1)
+        (tmp_path / f"{name}.json").write_text(json.dumps({"task": task, "arch": arch}))
+    assert list(load_sweeps("classify", tmp_path)) == ["gru-1x32", "lstm-1x32"]
+    assert list(load_sweeps("predict", tmp_path)) == ["lstm-1x32"]
+    assert load_sweeps("classify", tmp_path / "missing") == {}
+
+
+def test_result_tables_put_the_spread_over_seeds_beside_the_shipped_model():
+    from seqmnist.tables import classification_table, prediction_table
+
+    shipped = {"lstm-1x32": {"test": {"loss": 0.07, "accuracy": 0.979},
+                             "train": {"loss": 0.05, "accuracy": 0.985}}}
+    seeds = {"lstm-1x32": [{"test": {"accuracy": a, "loss": 0.07}} for a in (0.978, 0.980)]}
+    lines = classification_table("lstm", shipped, seeds).splitlines()
+    assert lines[4] == "| Testing Accuracy | 97.90 % | n/a | n/a | n/a |"
+    assert lines[-1] == ("| Testing Accuracy over seeds (%) | 97.90 ± 0.14 (97.80 to 98.00, 2 "
+                         "seeds) | n/a | n/a | n/a |")
+    assert len(classification_table("lstm", shipped).splitlines()) == len(lines) - 1
+    assert prediction_table("lstm", {}, {}).splitlines()[-1].startswith("| Testing Loss over seeds")
+
+
+def test_seed_curves_band_spans_the_lowest_to_the_highest_seed():
+    from seqmnist.plots import seed_curves
+
+    def run(*losses):
+        return {"history": [{"epoch": e + 1, "val_loss": v} for e, v in enumerate(losses)]}
+
+    fig = seed_curves({"lstm-1x32": [run(0.5, 0.3), run(0.7, 0.2), run(0.6, 0.1)],
+                       "gru-1x32": [run(0.4, 0.2)]})   # one seed: no band to draw
+    ax = fig.axes[0]
+    (line,) = ax.get_lines()
+    assert line.get_label() == "lstm-1x32 (3 seeds)"
+    assert list(line.get_ydata()) == pytest.approx([0.6, 0.2])
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(0.1) and band[:, 1].max() == pytest.approx(0.7)
+    plt.close("all")
+
+
+def test_model_summary_gives_each_models_recipe_sweep_and_seeds_in_one_row():
+    from seqmnist.tables import model_summary
+
+    meta = {"config": {"lr": 0.01414, "epochs": 40, "shift": 2, "dropout": 0.0, "seed": 1}}
+    sweep = {"best_lr": 0.02, "epochs": 3,
+             "candidates": [{"lr": lr} for lr in (0.005, 0.01, 0.02)]}
+    seeds = [{"test": {"accuracy": a}} for a in (0.98, 0.99)]
+    lines = model_summary("classify", {"lstm-1x32": meta, "gru-1x32": meta, "lstm-1x64": None},
+                          {"lstm-1x32": sweep}, {"lstm-1x32": seeds}).splitlines()
+    assert lines[2] == ("| lstm-1x32 | lr 0.0141, 40 epochs, shift 2, seed 1 | best 0.02 of 3 "
+                        "rates, 3 epochs (at the highest end) | 98.50 ± 0.71 (98.00 to 99.00, 2 "
+                        "seeds) |")
+    assert lines[3].endswith("| not swept yet | n/a |")
+    assert lines[4] == "| lstm-1x64 | not trained yet |  |  |"
+
+
+def test_the_report_keeps_its_outputs_apart_from_hand_runs(tmp_path):
+    """`make report` has the task notebooks write under build/report/, where report.ipynb reads;
+    a notebook run by hand (its default output_dir) writes to build/<notebook>/, outside it."""
+    from pathlib import Path
+
+    import nbformat
+
+    from seqmnist.notebook import resolve
+    from seqmnist.paths import ROOT
+    from seqmnist.report import NOTEBOOKS, notebook_parameters, outputs_dir, report_parameters
+
+    def defaults(path):
+        cell = next(c for c in nbformat.read(path, as_version=4).cells
+                    if "parameters" in c.metadata.get("tags", []))
+        values = {}
+        exec(cell.source, values)
+        return values
+
+    assert outputs_dir(tmp_path) == tmp_path / "report"
+    assert report_parameters(tmp_path) == {"build_dir": str(tmp_path / "report")}
+    assert resolve(defaults(ROOT / "report.ipynb")["build_dir"]) == outputs_dir(ROOT / "build")
+    for name in NOTEBOOKS:
+        assert Path(notebook_parameters(name, tmp_path)["output_dir"]) == tmp_path / "report" / name
+        by_hand = resolve(defaults(ROOT / "notebooks" / f"{name}.ipynb")["output_dir"])
+        assert by_hand == ROOT / "build" / name
+        assert not by_hand.is_relative_to(outputs_dir(ROOT / "build"))
+
+
+def test_sweep_overview_plot_rings_each_models_best_rate():
+    from seqmnist.plots import sweep_overview
+
+    record = {"best_lr": 0.01, "candidates": [
+        {"lr": 0.005, "best_val_loss": 0.4}, {"lr": 0.01, "best_val_loss": 0.3},
+        {"lr": 0.02, "best_val_loss": None}]}   # a diverged rate has no point
+    ax = sweep_overview({"lstm-1x32": record}, {"lstm-1x32": 0.0141}).axes[0]
+    curve, ring, cross = ax.get_lines()
+    assert list(curve.get_xdata()) == [0.005, 0.01] and list(curve.get_ydata()) == [0.4, 0.3]
+    assert (list(ring.get_xdata()), list(ring.get_ydata())) == ([0.01], [0.3])
+    assert list(cross.get_xdata()) == [0.0141]
+    plt.close("all")

@@ -120,7 +120,7 @@ def cmd_evaluate(args) -> None:
 
     root = args.weights_dir or weights_dir()
     report = evaluate_all(root, use_cache=not args.no_cache, progress=args.progress,
-                          limit=args.limit)
+                          limit=args.limit, splits=args.splits)
     if not args.quiet:
         print(metrics_markdown(report["rows"], args.limit))
     print(f"written: {root}/metrics.md, {root}/metrics.json", file=sys.stderr)
@@ -142,6 +142,9 @@ def cmd_decompress(args) -> None:
     header, model = decompress_file(args.input, args.output, args.model)
     print(f"{args.output}: {header.count} images ({header.dtype}), decoded with "
           f"{model.parent.name}/{model.stem}")
+
+
+EVALUATED_SPLITS = ("train", "test", "test_first500")   # evaluate.SPLITS, without importing torch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute even where cached (the fresh results replace the cached ones)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--limit", type=int, help="score only the first LIMIT images of each split")
+    p.add_argument("--splits", nargs="+", choices=EVALUATED_SPLITS, default=EVALUATED_SPLITS,
+                   help="splits to score (default: all; a campaign's seed runs need only the test "
+                        "split)")
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     p.set_defaults(func=cmd_evaluate)
 

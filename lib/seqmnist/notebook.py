@@ -205,8 +205,9 @@ def load_manifest(output_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def show_outputs(build_dir: str | Path, notebook: str, names=None) -> None:
-    """Display a task notebook's saved tables, texts and figures (all, or ``names`` in that order).
+def show_outputs(build_dir: str | Path, notebook: str, names=None, exclude=()) -> None:
+    """Display a task notebook's saved tables, texts and figures (all but ``exclude``, or
+    ``names`` in that order; the report shows a notebook's history apart, in its appendix).
 
     A name the notebook did not produce is reported in the output instead of stopping the report.
     """
@@ -214,7 +215,7 @@ def show_outputs(build_dir: str | Path, notebook: str, names=None) -> None:
 
     folder = resolve(build_dir) / notebook
     items = {item["name"]: item for item in load_manifest(folder)["items"]}
-    for name in names if names is not None else list(items):
+    for name in names if names is not None else [n for n in items if n not in exclude]:
         item = items.get(name)
         if item is None:
             display(Markdown(f"*({notebook}: no output named `{name}`)*"))

@@ -147,6 +147,69 @@ def learning_curves(histories: dict, metrics=("train_loss", "val_loss"), labels:
     return fig
 
 
+def seed_curves(runs: dict, metrics=("val_loss",)):
+    """The spread of a recipe over its seeds: per model with two seeds or more (``runs`` maps a
+    name to ``results.seed_runs``), the mean validation curve and a band from the lowest to the
+    highest seed at each epoch; one panel per metric."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+    shown = [(name, seeds) for name, seeds in runs.items() if len(seeds) >= 2]
+    for ax, metric in zip(axes[0], metrics):
+        for index, (name, seeds) in enumerate(shown):
+            curves = [{r["epoch"]: r[metric] for r in run["history"] if metric in r} for run in seeds]
+            epochs = sorted(set.intersection(*(set(curve) for curve in curves)))
+            if not epochs:
+                continue
+            values = np.array([[curve[e] for e in epochs] for curve in curves])
+            colour = colours[index % len(colours)]
+            ax.fill_between(epochs, values.min(0), values.max(0), color=colour, alpha=0.25)
+            ax.plot(epochs, values.mean(0), color=colour, label=f"{name} ({len(seeds)} seeds)",
+                    linestyle="--" if name.startswith("gru") else "-")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+    if shown:
+        axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def sweep_overview(records: dict, shipped_rates: dict | None = None):
+    """Every swept model in one panel: the best validation loss reached at each rate (log axis),
+    the sweep's best rate ringed and the shipped run's rate marked by a cross on its curve's
+    level (``records``: architecture -> ``sweep.load_sweeps`` record)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name, record in records.items():
+        points = [(c["lr"], c["best_val_loss"]) for c in record["candidates"]
+                  if c["best_val_loss"] is not None]
+        if not points:
+            continue
+        rates, losses = zip(*points)
+        (line,) = ax.plot(rates, losses, marker="o", markersize=3, label=name,
+                          linestyle="--" if name.startswith("gru") else "-")
+        best = dict(points)[record["best_lr"]]
+        ax.plot([record["best_lr"]], [best], marker="o", markersize=10, fillstyle="none",
+                color=line.get_color())
+        shipped = (shipped_rates or {}).get(name)
+        if shipped is not None:
+            ax.plot([shipped], [best], marker="x", markersize=8, color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("best validation loss")
+    ax.grid(alpha=0.3)
+    if records:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def sweep_curves(record: dict, metric: str = "val_loss"):
     """Validation curves of a learning-rate sweep record (see seqmnist.sweep), one line per rate."""
     histories = {f"lr {c['lr']:g}": c["history"] for c in record["candidates"] if c["history"]}

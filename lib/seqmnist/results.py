@@ -92,27 +92,47 @@ def best_of(results: dict, archs) -> str | None:
 BASELINE_SEEDS_DIR = Path("sweeps") / "baselines"   # seed<N>/ under weights/, each with its metrics
 
 
-def seed_runs(arch: str, weights_dir="weights") -> list[dict]:
-    """Every seed's run of a whole-image baseline (``scripts/train_baselines.sh``, scored by
-    ``python -m seqmnist evaluate --weights-dir weights/sweeps/baselines/seed<N>``): seed,
-    validation accuracy at the kept epoch, test accuracy, and whether it is the shipped file."""
+def _recipe_without_seed(meta: dict) -> dict:
+    from .train import TrainConfig   # its defaults fill fields that older sidecars lack
+
+    config = TrainConfig(**meta["config"]).to_dict()
+    config.pop("seed")
+    return config
+
+
+def seed_runs(task: str, arch: str, weights_dir="weights") -> list[dict]:
+    """Every finished run of the shipped model's recipe that differs from it only by its seed,
+    with its test figures: the campaigns' runs (weights/sweeps/campaign<N>/) and the baselines'
+    seed runs (weights/sweeps/baselines/seed<N>/), each folder scored by ``python -m seqmnist
+    evaluate --weights-dir FOLDER [--splits test]``. A run without a score there is left out.
+
+    Returns [{"seed", "folder", "validation" (the sidecar's, at the kept epoch), "test"
+    ({"loss", and "accuracy" for a classifier}), "history" (the sidecar's), "ships"}], in folder
+    order."""
     root = resolve(weights_dir)
-    shipped = shipped_path("classify", arch, root)
-    shipped_bytes = shipped.read_bytes() if shipped.exists() else None
-    runs = []
-    for folder in sorted((root / BASELINE_SEEDS_DIR).glob("seed*")):
-        path = shipped_path("classify", arch, folder)
-        metrics = folder / "metrics.json"
+    shipped = shipped_path(task, arch, root)
+    if not shipped.exists():
+        return []
+    recipe, shipped_bytes = _recipe_without_seed(read_sidecar(shipped)), shipped.read_bytes()
+    campaigns = sorted((root / "sweeps").glob("campaign*"), key=lambda p: (len(p.name), p.name))
+    runs, seeds = [], set()
+    for folder in campaigns + sorted((root / BASELINE_SEEDS_DIR).glob("seed*")):
+        path, metrics = shipped_path(task, arch, folder), folder / "metrics.json"
         if not path.exists() or not metrics.exists():
+            continue
+        meta = read_sidecar(path)
+        if (meta.get("epochs_trained") != meta["config"].get("epochs")
+                or _recipe_without_seed(meta) != recipe or meta["config"]["seed"] in seeds):
             continue
         row = next((r for r in json.loads(metrics.read_text())["rows"]
                     if r["file"] == str(path.relative_to(folder))), None)
-        if row is None:
+        if row is None or "test_loss" not in row:
             continue
-        meta = read_sidecar(path)
-        runs.append({"seed": meta["config"]["seed"],
-                     "validation_accuracy": meta["validation"]["accuracy"],
-                     "test_accuracy": row["test_accuracy"],
+        seeds.add(meta["config"]["seed"])
+        test = {key: row[f"test_{key}"] for key in ("loss", "accuracy") if f"test_{key}" in row}
+        runs.append({"seed": meta["config"]["seed"], "folder": str(folder.relative_to(root)),
+                     "validation": meta["validation"], "test": test,
+                     "history": meta.get("history", []),
                      "ships": path.read_bytes() == shipped_bytes})
     return runs
 

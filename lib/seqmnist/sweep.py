@@ -65,6 +65,24 @@ def load_sweep(task: str, arch: str, out_dir: Path | None = None) -> dict | None
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def load_sweeps(task: str, out_dir: Path | None = None) -> dict:
+    """Every sweep record of ``task`` under ``out_dir``, by architecture (in name order)."""
+    folder = Path(out_dir) if out_dir is not None else sweep_dir()
+    records = (json.loads(path.read_text()) for path in sorted(folder.glob(f"{task}-*.json")))
+    return {record["arch"]: record for record in records}
+
+
+def best_position(record: dict) -> str:
+    """Where the best rate lies in the swept grid: "inside" (the sweep brackets it), "lowest" or
+    "highest" (the grid should extend that way before the rate is trusted)."""
+    rates = [candidate["lr"] for candidate in record["candidates"]]
+    if record["best_lr"] == min(rates):
+        return "lowest"
+    if record["best_lr"] == max(rates):
+        return "highest"
+    return "inside"
+
+
 def _check_same_recipe(recorded: TrainConfig, recipe: TrainConfig, out_dir: Path) -> None:
     """Rates compare only under one recipe: refuse to extend a record made with another."""
     differ = [field for field, value in dataclasses.asdict(recipe).items()

@@ -21,8 +21,10 @@ def _cell(metrics, split: str, key: str, percent: bool = False, digits: int = 4)
     return f"{100 * value:.2f} %" if percent else f"{value:.{digits}f}"
 
 
-def classification_table(cell: str, metrics: dict) -> str:
-    """Rows Testing Loss, Training Loss, Testing Accuracy, Training Accuracy; columns by size."""
+def classification_table(cell: str, metrics: dict, seeds: dict | None = None) -> str:
+    """Rows Testing Loss, Training Loss, Testing Accuracy, Training Accuracy (of the shipped
+    weights); columns by size. ``seeds`` (architecture -> ``results.seed_runs``) adds the test
+    accuracy's mean ± sd and range over the seeds of each model's recipe."""
     rows = []
     for label, split, key, percent in (("Testing Loss", "test", "loss", False),
                                        ("Training Loss", "train", "loss", False),
@@ -30,17 +32,22 @@ def classification_table(cell: str, metrics: dict) -> str:
                                        ("Training Accuracy", "train", "accuracy", True)):
         rows.append([label] + [_cell(metrics.get(f"{cell}-{size}"), split, key, percent)
                                for size in SIZES])
+    if seeds is not None:
+        rows.append(seed_row(cell, seeds, "accuracy"))
     return markdown_table([f"Model: {cell.upper()}", *SIZE_HEADERS], rows)
 
 
-def prediction_table(cell: str, metrics: dict) -> str:
-    """Rows Testing Loss, Training Loss (nats per predicted pixel, and per image)."""
+def prediction_table(cell: str, metrics: dict, seeds: dict | None = None) -> str:
+    """Rows Testing Loss, Training Loss (nats per predicted pixel, and per image) of the shipped
+    weights; ``seeds`` adds the test loss per pixel over the seeds of each model's recipe."""
     rows = []
     for label, split in (("Testing Loss", "test"), ("Training Loss", "train")):
         rows.append([f"{label} (nats/pixel)"] + [_cell(metrics.get(f"{cell}-{s}"), split, "loss")
                                                  for s in SIZES])
         rows.append([f"{label} (nats/image)"] + [
             _cell(metrics.get(f"{cell}-{s}"), split, "loss_per_image", digits=1) for s in SIZES])
+    if seeds is not None:
+        rows.append(seed_row(cell, seeds, "loss"))
     return markdown_table([f"Model: {cell.upper()}", *SIZE_HEADERS], rows)
 
 
@@ -84,6 +91,61 @@ def sweep_table(record: dict) -> str:
         rows.append(row + ["yes" if candidate["lr"] == record["best_lr"] else ""])
     headers = ["lr", "best val loss", *(["best val accuracy"] if classifier else []), "lowest loss"]
     return markdown_table(headers, rows)
+
+
+def sweep_overview(records: dict, shipped_rates: dict) -> str:
+    """One row per swept model (``sweep.load_sweeps``): the grid, the budget, the best rate and
+    whether the grid brackets it, beside the peak rate of the shipped run (``shipped_rates``:
+    architecture -> rate, None without shipped weights)."""
+    from .sweep import best_position
+
+    rows = []
+    for arch, record in records.items():
+        rates = [candidate["lr"] for candidate in record["candidates"]]
+        best = next(c for c in record["candidates"] if c["lr"] == record["best_lr"])
+        shipped = shipped_rates.get(arch)
+        rows.append([arch, f"{len(rates)}: {min(rates):.3g} to {max(rates):.3g}",
+                     str(record["epochs"]), f"{record['best_lr']:.3g}",
+                     f"{best['best_val_loss']:.4f}",
+                     {"inside": "yes", "lowest": "no (lowest rate)",
+                      "highest": "no (highest rate)"}[best_position(record)],
+                     "n/a" if shipped is None else f"{shipped:.3g}",
+                     "n/a" if shipped is None else f"{shipped / record['best_lr']:.2g}"])
+    return markdown_table(["model", "rates swept", "epochs per rate", "best rate",
+                           "its val loss", "bracketed", "shipped rate", "shipped / best"], rows)
+
+
+def recipe_words(config: dict) -> str:
+    """A run's recipe in a table cell: 'lr 0.0141, 40 epochs, shift 2, dropout 0.25, seed 0'."""
+    words = [f"lr {config['lr']:.3g}", f"{config['epochs']} epochs"]
+    words += [f"{key} {config[key]:g}" for key in ("shift", "dropout", "weight_decay")
+              if config.get(key)]
+    return ", ".join(words + [f"seed {config.get('seed', 0)}"])
+
+
+def model_summary(task: str, sidecars: dict, sweeps: dict, seeds: dict) -> str:
+    """Per model, one row: the shipped run's recipe, its learning-rate sweep (the best rate of
+    the grid, or that none was run), and the test figure over the seeds of that recipe
+    (``sidecars``, ``sweeps``, ``seeds`` map an architecture to its shipped sidecar or None,
+    ``sweep.load_sweeps`` record, ``results.seed_runs``)."""
+    from .sweep import best_position
+
+    metric = "accuracy" if task == "classify" else "loss"
+    rows = []
+    for arch, meta in sidecars.items():
+        if meta is None:
+            rows.append([arch, "not trained yet", "", ""])
+            continue
+        record = sweeps.get(arch)
+        swept = "not swept yet" if record is None else (
+            f"best {record['best_lr']:.3g} of {len(record['candidates'])} rates, "
+            f"{record['epochs']} epochs" + ("" if best_position(record) == "inside"
+                                            else f" (at the {best_position(record)} end)"))
+        rows.append([arch, recipe_words(meta["config"]), swept,
+                     seed_summary(seeds.get(arch) or [], metric)])
+    unit = "accuracy (%)" if metric == "accuracy" else "loss (nats/pixel)"
+    return markdown_table(["model", "shipped recipe", "learning-rate sweep",
+                           f"test {unit} over seeds"], rows)
 
 
 def recipe_table(runs: dict) -> str:
@@ -224,23 +286,48 @@ def paired_table(comparison: dict) -> str:
                            "A - B (points)", "95 % interval (points)"], rows)
 
 
-def seed_table(runs: dict) -> str:
-    """Each model's seeds (``results.seed_runs``; ``runs`` maps a name to them): validation and
-    test accuracy per seed, the test accuracy's mean +- sd and range, and the seed that ships."""
+def seed_summary(seeds: list[dict], metric: str) -> str:
+    """'98.21 ± 0.30 (97.90 to 98.50, 3 seeds)' of a model's seed runs (``results.seed_runs``) on
+    the test ``metric`` ("accuracy" in percent, "loss" in nats); "1 run" or "n/a" without a spread."""
     import numpy as np
 
+    values = np.array([run["test"][metric] for run in seeds if metric in run["test"]])
+    if len(values) < 2:
+        return "1 run" if len(values) else "n/a"
+    scale, digits = (100, 2) if metric == "accuracy" else (1, 4)
+    low, high = scale * values.min(), scale * values.max()
+    return (f"{scale * values.mean():.{digits}f} ± {scale * values.std(ddof=1):.{digits}f} "
+            f"({low:.{digits}f} to {high:.{digits}f}, {len(values)} seeds)")
+
+
+def seed_row(cell: str, seeds: dict, metric: str) -> list[str]:
+    """The row of a result table in the assignment's layout (``classification_table``,
+    ``prediction_table``) that gives each size's test ``metric`` over the seeds of its recipe."""
+    label = "Testing Accuracy over seeds (%)" if metric == "accuracy" else "Testing Loss over seeds"
+    return [label] + [seed_summary(seeds.get(f"{cell}-{size}") or [], metric) for size in SIZES]
+
+
+def seed_table(runs: dict, task: str = "classify") -> str:
+    """Each model's seed runs (``results.seed_runs``; ``runs`` maps a name to them): validation and
+    test figures per seed, the test figure's mean ± sd and range, and the seed that ships (a
+    classifier by accuracy in percent, a predictor by loss in nats per pixel)."""
+    import numpy as np
+
+    metric, scale, digits = ("accuracy", 100, 2) if task == "classify" else ("loss", 1, 4)
     rows = []
     for name, seeds in runs.items():
         if not seeds:
             continue
-        test = np.array([run["test_accuracy"] for run in seeds])
+        test = np.array([run["test"][metric] for run in seeds])
         shipped = [run["seed"] for run in seeds if run["ships"]]
         rows.append([name, ", ".join(str(run["seed"]) for run in seeds),
-                     " / ".join(f"{100 * run['validation_accuracy']:.2f}" for run in seeds),
-                     " / ".join(f"{100 * value:.2f}" for value in test),
-                     f"{100 * test.mean():.2f} ± {100 * test.std(ddof=1):.2f}" if len(test) > 1
-                     else f"{100 * test[0]:.2f}",
-                     f"{100 * test.min():.2f} to {100 * test.max():.2f}",
+                     " / ".join(f"{scale * run['validation'][metric]:.{digits}f}" for run in seeds),
+                     " / ".join(f"{scale * value:.{digits}f}" for value in test),
+                     f"{scale * test.mean():.{digits}f} ± {scale * test.std(ddof=1):.{digits}f}"
+                     if len(test) > 1 else f"{scale * test[0]:.{digits}f}",
+                     f"{scale * test.min():.{digits}f} to {scale * test.max():.{digits}f}",
                      ", ".join(map(str, shipped)) or "none"])
-    return markdown_table(["model", "seeds", "validation accuracy (%)", "test accuracy (%)",
-                           "test mean ± sd (%)", "test min to max (%)", "shipped seed"], rows)
+    unit = "(%)" if task == "classify" else "(nats/pixel)"
+    return markdown_table(["model", "seeds", f"validation {metric} {unit}", f"test {metric} {unit}",
+                           f"test mean ± sd {unit}", f"test min to max {unit}", "shipped seed"],
+                          rows)
