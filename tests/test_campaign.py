@@ -333,3 +333,17 @@ def test_the_baselines_script_trains_the_declared_recipe():
         for field in BASELINE_RECIPE:
             value = options[field.replace("_", "-")]
             assert type(declared[field])(value) == declared[field], field
+
+
+def test_campaigns_8_and_9_give_each_shipped_recipe_seeds_1_and_2_where_it_lacks_them():
+    for number, seed in campaign.SHIPPED_SEEDS.items():
+        plan = {f"{run['task']}-{run['arch']}": run for run in campaign.campaign_plan(number)}
+        for task, archs in campaign.RECURRENT_MODELS:
+            for arch in archs:
+                name = f"{task}-{arch}"
+                if campaign.seeded_already(task, arch):   # campaigns 4 and 5 trained its seeds
+                    assert name not in plan
+                else:
+                    assert plan[name] == {"task": task, "arch": arch,
+                                          **campaign.recipe(task, arch), "seed": seed}
+        assert "classify-gru-3x32" not in plan and "classify-gru-1x128" in plan  # ships campaign 6
