@@ -350,3 +350,38 @@ def test_a_sweep_records_a_diverged_rate_instead_of_failing(tmp_path, monkeypatc
     with pytest.raises(TrainingDiverged, match="every swept rate diverged"):
         sweep_module.sweep("classify", "lstm-1x8", rates=(5e-2,), epochs=1,
                            out_dir=tmp_path / "other", **tiny)
+
+
+def test_an_averaged_run_ships_the_moving_average_of_its_weights_and_resumes_exactly(tmp_path, mnist):
+    """With ``ema``, the average follows a <- d a + (1 - d) p after each step (the first step
+    copies p), does not change the raw trajectory, is validated and shipped, and a stopped run
+    resumes it exactly; ``adamw`` decouples the weight decay."""
+    config = TrainConfig(**dict(TINY, ema=0.5, optimizer="adamw", weight_decay=0.01))
+    checkpoint = tmp_path / "steps" / "checkpoint.pt"
+    train(config, tmp_path / "steps", deadline=time.time(), progress=False, mnist=mnist)
+    first = torch.load(checkpoint, weights_only=True)
+    train(config, tmp_path / "steps", deadline=time.time(), progress=False, mnist=mnist)
+    second = torch.load(checkpoint, weights_only=True)
+    assert second["state"]["step"] == 2
+    for name, raw in second["model"].items():
+        one, two = first["model"][name], raw
+        assert torch.equal(first["average"][f"module.{name}"], one)
+        assert torch.allclose(second["average"][f"module.{name}"], 0.5 * one + 0.5 * two)
+
+    whole = train(config, tmp_path / "whole", tmp_path / "w.safetensors", progress=False,
+                  mnist=mnist)
+    resumed = train(config, tmp_path / "steps", progress=False, mnist=mnist)
+    assert resumed.step == whole.step
+    a, b = (torch.load(p / "checkpoint.pt", weights_only=True) for p in
+            (tmp_path / "whole", tmp_path / "steps"))
+    for part in ("model", "average"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+    plain = train(TrainConfig(**dict(TINY, optimizer="adamw", weight_decay=0.01)),
+                  tmp_path / "plain", progress=False, mnist=mnist)
+    raw = final_state(tmp_path / "plain")
+    assert all(torch.equal(raw[k], a["model"][k]) for k in raw)   # the average only watches
+    assert plain.history[-1]["val_loss"] != whole.history[-1]["val_loss"]   # it is validated
+    shipped = load_file(tmp_path / "w.safetensors")
+    averaged = {k.removeprefix("module."): v for k, v in a["average"].items() if k != "n_averaged"}
+    assert whole.best_epoch == whole.epoch   # improves to the end: ships the last average
+    assert all(torch.equal(v, averaged[k]) for k, v in shipped.items())

@@ -43,7 +43,7 @@ from .models import TASKS, build_model, canonical_arch
 from .weights import (code_version, hardware, hardware_summary, read_sidecar, save_weights,
                       sidecar_path, write_sidecar)
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")   # adamw: weight decay decoupled from the Adam step
 SCHEDULES = ("constant", "cosine")
 
 
@@ -59,6 +59,8 @@ class TrainConfig:
     lr: float = 2e-3
     momentum: float = 0.9          # SGD only
     weight_decay: float = 0.0
+    ema: float = 0.0               # decay of an exponential moving average of the weights, which
+                                   # is validated and shipped instead of the raw weights (0: off)
     schedule: str = "cosine"       # cosine decays to lr * min_lr_ratio over all epochs
     warmup_steps: int = 200
     min_lr_ratio: float = 0.02
@@ -85,6 +87,7 @@ class TrainConfig:
             (math.isfinite(self.lr) and 0 < self.lr < 10, "lr must be in (0, 10)"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (0 <= self.ema < 1, "ema must be in [0, 1)"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
             (self.clip >= 0, "clip must be >= 0"),
@@ -132,6 +135,8 @@ def cosine_decay(config: TrainConfig, step: int, total_steps: int,
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                            weight_decay=config.weight_decay, nesterov=True)
 
@@ -165,7 +170,17 @@ class RunState:
     extensions: list = field(default_factory=list)
 
 
-def save_checkpoint(path: Path, config, model, optimizer, state: RunState) -> None:
+def weights_average(config: TrainConfig, model: torch.nn.Module):
+    """The moving average of ``model``'s weights that ``config.ema`` asks for (torch's
+    AveragedModel, updated after each optimizer step), or None."""
+    if not config.ema:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema))
+
+
+def save_checkpoint(path: Path, config, model, optimizer, state: RunState, average=None) -> None:
     """torch.save through ``atomic_write_bytes`` (a temporary file of its own, then an atomic
     rename): never a half-written checkpoint. A failed write (disk full, folder gone) raises
     CheckpointError naming ``path``, leaving the previous checkpoint and no temporary file."""
@@ -173,6 +188,8 @@ def save_checkpoint(path: Path, config, model, optimizer, state: RunState) -> No
     payload = {"config": config.to_dict(), "model": model.state_dict(),
                "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                "state": dataclasses.asdict(state)}
+    if average is not None:
+        payload["average"] = average.state_dict()
     try:
         atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
     except (DataError, RuntimeError) as error:  # a full disk: RuntimeError from torch
@@ -188,7 +205,7 @@ def _with_defaults(saved: dict, config: TrainConfig) -> dict:
 
 
 def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: int = 0,
-                    extend: bool = False) -> RunState:
+                    extend: bool = False, average=None) -> RunState:
     """Restore a run. With ``extend``, a checkpoint whose config differs only by fewer epochs is
     accepted and its schedule re-anchored (``batches`` per epoch locate the old schedule)."""
     try:
@@ -216,6 +233,8 @@ def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: 
     try:
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
+        if average is not None:
+            average.load_state_dict(payload["average"])
     except (RuntimeError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path}: does not fit {config.name} ({error})") from None
     torch.set_rng_state(payload["torch_rng"])
@@ -307,13 +326,14 @@ def _train_locked(config, run_dir, weights_path, until_epoch, deadline, device,
     model = build_model(config.task, config.arch, config.dropout, config.init, seed=config.seed)
     model.to(device).train()
     optimizer = make_optimizer(config, model)
+    average = weights_average(config, model)
     checkpoint = run_dir / "checkpoint.pt"
     batches = len(x_train) // config.batch_size
     if batches == 0:
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(x_train)} training images")
     resumed = checkpoint.exists()
-    state = (load_checkpoint(checkpoint, config, model, optimizer, batches, extend) if resumed
-             else RunState())
+    state = (load_checkpoint(checkpoint, config, model, optimizer, batches, extend, average)
+             if resumed else RunState())
     _refuse_to_overwrite(weights_path, config, run_dir, state if resumed else None, extend)
     if resumed:
         _backfill_hardware(state, weights_path)
@@ -347,6 +367,8 @@ def _train_locked(config, run_dir, weights_path, until_epoch, deadline, device,
                 norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                         if config.clip else None)
                 optimizer.step()
+                if average is not None:
+                    average.update_parameters(model)
                 value = loss.item()
                 if not math.isfinite(value) or (norm is not None and not math.isfinite(norm.item())):
                     # stop before anything is saved: the last checkpoint and weights stay sound
@@ -372,7 +394,7 @@ def _train_locked(config, run_dir, weights_path, until_epoch, deadline, device,
                                     samples_s=f"{state.epoch_samples / state.epoch_seconds:.0f}")
                 now = time.time()
                 if (deadline is not None and now >= deadline) or stop.requested:
-                    save_checkpoint(checkpoint, config, model, optimizer, state)
+                    save_checkpoint(checkpoint, config, model, optimizer, state, average)
                     if bar is not None:
                         bar.close()
                     if stop.requested:
@@ -382,12 +404,14 @@ def _train_locked(config, run_dir, weights_path, until_epoch, deadline, device,
                         raise TrainingStopped(stop.requested, state)
                     return state
                 if now - last_save >= checkpoint_minutes * 60:
-                    save_checkpoint(checkpoint, config, model, optimizer, state)
+                    save_checkpoint(checkpoint, config, model, optimizer, state, average)
                     last_save = now
             if bar is not None:
                 bar.close()
-            _finish_epoch(config, model, optimizer, state, x_val, y_val, weights_path, mnist, device)
-            save_checkpoint(checkpoint, config, model, optimizer, state)
+            shipped = model if average is None else average.module   # validated and saved
+            _finish_epoch(config, shipped, optimizer, state, x_val, y_val, weights_path, mnist,
+                          device)
+            save_checkpoint(checkpoint, config, model, optimizer, state, average)
             last_save = time.time()
             print(_epoch_line(config, state.history[-1]), flush=True)
             if stop.requested:
