@@ -137,8 +137,9 @@ def test_a_run_folder_in_use_is_reported_as_locked(mini_campaign):
     with _run_dir_lock(folder), Client(processes=False, n_workers=1, threads_per_worker=1,
                                        dashboard_address=None) as client:
         assert cluster.run_folder_in_use(folder)
-        outcome = client.submit(cluster.train_task, "classify-lstm-1x4", 1, time.time() + 60, "cpu",
-                                1, str(mini_campaign / "run.log"), str(folder), {}, "no-stop",
+        command = ["campaign", "worker", "classify-lstm-1x4", "--until-epoch", "1"]
+        outcome = client.submit(cluster.train_task, "classify-lstm-1x4", command, 1,
+                                str(mini_campaign / "run.log"), str(folder), {}, "no-stop",
                                 lock_wait=1).result()
     assert outcome["status"] == "locked" and "in use" in outcome["error"]
     assert not cluster.run_folder_in_use(folder)
@@ -159,10 +160,11 @@ def test_threads_are_shared_out_and_bad_options_are_refused(mini_campaign):
         campaign.find_config("classify-lstm-9x9")
     with pytest.raises(ConfigError, match="unknown campaign runs"):
         cluster.run_campaign(budget_minutes=1, only=["nope"])
-    for bad in (dict(budget_minutes=0), dict(budget_minutes=1, threads=0),
-                dict(budget_minutes=1, gpu_slots=-1)):
-        with pytest.raises(ConfigError, match="budget-minutes"):
-            cluster.run_campaign(**bad)
+    with pytest.raises(ConfigError, match="budget-minutes"):
+        cluster.run_campaign(budget_minutes=0)
+    for bad in (dict(threads=0), dict(gpu_slots=-1), dict(workers=0)):
+        with pytest.raises(ConfigError, match="workers and threads"):
+            cluster.run_campaign(1, **bad)
     with pytest.raises(ConfigError, match="exclude each other"):
         cluster.run_campaign(1, scheduler="tcp://127.0.0.1:1", slurm=cluster.SlurmJobs())
     with pytest.raises(ConfigError, match="memory-per-job"):

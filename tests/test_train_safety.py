@@ -201,18 +201,22 @@ def test_a_bad_device_from_the_command_line(tmp_path):
 
 def test_a_stopped_sweep_exits_143_and_records_nothing_until_resumed(tmp_path):
     """A sweep stopped mid-candidate must not record it as swept: the record stays unwritten and
-    the candidate's checkpoint waits for the rerun."""
+    the candidate's checkpoint waits for the rerun. (The candidate trains in a task's process,
+    whose progress bar goes to the log in its run folder.)"""
     env = dict(os.environ, SEQMNIST_NO_REEXEC="1", OMP_NUM_THREADS="1",
                SEQMNIST_WEIGHTS=str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-m", "seqmnist", "sweep", "classify", "lstm-1x8",
-                             "--lrs", "1e-3", "--epochs", "1"], env=env,
+                             "--lrs", "1e-3", "--epochs", "1", "--threads", "1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen = b""
-    while b"batch" not in seen and proc.poll() is None:  # the progress bar: training has begun
-        seen += os.read(proc.stderr.fileno(), 4096)
+    log = tmp_path / "sweeps" / "runs" / "classify-lstm-1x8-lr0.001" / "train.log"
+    end = time.time() + 120
+    # the progress bar: training has begun
+    while proc.poll() is None and time.time() < end and not (
+            log.exists() and "batch" in log.read_text(errors="replace")):
+        time.sleep(0.1)
     running = proc.poll() is None
     proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=120)
-    assert running and proc.returncode == 143, (proc.returncode, seen, output)
+    output, errors = proc.communicate(timeout=120)
+    assert running and proc.returncode == 143, (proc.returncode, output, errors)
     assert not (tmp_path / "sweeps" / "classify-lstm-1x8.json").exists()
     assert list((tmp_path / "sweeps" / "runs").glob("*/checkpoint.pt"))

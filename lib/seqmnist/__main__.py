@@ -53,15 +53,67 @@ def cmd_train(args) -> None:
           extend=args.extend)
 
 
+def _add_engine_options(parser: argparse.ArgumentParser, workers: int) -> None:
+    """The Dask engine's options (cluster.engine), shared by ``campaign run`` and ``sweep``."""
+    parser.add_argument("--workers", type=int, default=workers,
+                        help=f"Dask worker processes on this machine, one run each (default {workers})")
+    parser.add_argument("--threads", type=int, help="CPU threads per run (default: the cores "
+                                                    "shared out among the runs trained at once)")
+    parser.add_argument("--gpu-slots", type=int, default=0,
+                        help="runs that share one GPU: each worker (each GPU of a SLURM job) "
+                             "trains this many at once, under CUDA MPS (default 0: one run per worker)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="times a failed task runs again, from its checkpoint (default 2)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="a running Dask scheduler, e.g. tcp://host:8786, instead of a local cluster")
+    parser.add_argument("--slurm", action="store_true",
+                        help="submit SLURM jobs as Dask workers (dask-jobqueue), instead of a local cluster")
+    parser.add_argument("--queue", help="(slurm) partition of the jobs")
+    parser.add_argument("--account", help="(slurm) account charged for the jobs")
+    parser.add_argument("--jobs", type=int, default=1, help="(slurm) jobs to submit (default 1)")
+    parser.add_argument("--gpus-per-job", type=int, default=1,
+                        help="(slurm) GPUs of each job, one Dask worker each (default 1; 0: CPU jobs)")
+    parser.add_argument("--cpus-per-job", type=int, default=8,
+                        help="(slurm) CPU cores of each job (default 8)")
+    parser.add_argument("--memory-per-job", default="32GB",
+                        help="(slurm) memory of each job (default 32GB)")
+    parser.add_argument("--walltime", help="(slurm) [D-]HH:MM:SS of each job (default: a "
+                                           "campaign's budget and 15 minutes; 02:45:00 for a sweep)")
+
+
+def _engine_options(args) -> dict:
+    """The options of ``_add_engine_options`` as keyword arguments of run_campaign and sweep."""
+    from .cluster import SlurmJobs
+
+    slurm = SlurmJobs(jobs=args.jobs, queue=args.queue, account=args.account,
+                      gpus=args.gpus_per_job, cpus=args.cpus_per_job,
+                      memory=args.memory_per_job, walltime=args.walltime) if args.slurm else None
+    return dict(workers=args.workers, threads=args.threads, gpu_slots=args.gpu_slots,
+                retries=args.retries, device=args.device, scheduler=args.scheduler, slurm=slurm)
+
+
 def cmd_sweep(args) -> None:
-    from .sweep import DEFAULT_RATES, sweep
+    from .sweep import DEFAULT_RATES, sweep, train_candidate
 
     from .train import TrainConfig
 
     recipe = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
               if f.name not in ("task", "arch", "lr", "epochs")}
+    if args.candidate_dir:  # the process of one rate's task (sweep.train_candidates)
+        from .cluster import EXIT_DIVERGED
+
+        if len(args.lrs or ()) != 1:
+            raise SeqMnistError("sweep --candidate-dir trains one rate: give one --lrs")
+        config = TrainConfig(task=args.task, arch=args.arch, epochs=args.epochs, lr=args.lrs[0],
+                             **recipe)
+        outcome = train_candidate(config, args.candidate_dir, args.device, progress=not args.quiet)
+        if "diverged" in outcome:  # a finding, not a failure to retry
+            print(f"error: {outcome['diverged']}", file=sys.stderr)
+            raise SystemExit(EXIT_DIVERGED)
+        return
     record = sweep(args.task, args.arch, rates=args.lrs or DEFAULT_RATES, epochs=args.epochs,
-                   progress=not args.quiet, **recipe)
+                   progress=not args.quiet, **_engine_options(args), **recipe)
     for candidate in record["candidates"]:
         print(f"lr {candidate['lr']:g}: best validation {candidate['best_validation'] or 'diverged'}")
     print(f"best lr {record['best_lr']:g}")
@@ -83,15 +135,10 @@ def cmd_campaign(args) -> None:
     elif args.action == "plan":
         print(json.dumps(campaign.campaign_plan(args.campaign, args.only), indent=1))
     elif args.action == "run":
-        from .cluster import SlurmJobs, run_campaign
+        from .cluster import run_campaign
 
-        slurm = SlurmJobs(jobs=args.jobs, queue=args.queue, account=args.account,
-                          gpus=args.gpus_per_job, cpus=args.cpus_per_job,
-                          memory=args.memory_per_job, walltime=args.walltime) if args.slurm else None
-        run_campaign(args.budget_minutes, workers=args.workers, only=args.only,
-                     chunk_epochs=args.chunk_epochs, device=args.device, threads=args.threads,
-                     gpu_slots=args.gpu_slots, scheduler=args.scheduler, slurm=slurm,
-                     retries=args.retries)
+        run_campaign(args.budget_minutes, only=args.only, chunk_epochs=args.chunk_epochs,
+                     **_engine_options(args))
     elif args.action == "worker":  # the process of one campaign task (cluster.train_task)
         from .cluster import EXIT_DIVERGED
         from .errors import TrainingDiverged
@@ -174,13 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.set_defaults(func=cmd_train)
 
-    p = commands.add_parser("sweep", help="learning-rate sweep on the validation split")
+    p = commands.add_parser("sweep", help="learning-rate sweep on the validation split, one engine "
+                                          "task per rate (a local cluster by default)")
     p.add_argument("task", choices=("classify", "predict"))
     p.add_argument("arch")
     p.add_argument("--lrs", type=float, nargs="+", help="rates to train (default: sweep."
                    "DEFAULT_RATES; those already in the record are kept, not retrained)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--candidate-dir", help="(the process of a sweep's task) train only the rate "
+                                           "of --lrs, in this run folder")
+    _add_engine_options(p, workers=1)
     _add_config_options(p, skip=("lr", "epochs"))  # the recipe every rate trains with
     p.set_defaults(func=cmd_sweep)
 
@@ -188,34 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("run", "status", "list", "plan", "ship", "worker"))
     p.add_argument("name", nargs="?", help="(worker) the run to train")
     p.add_argument("--budget-minutes", type=float, default=150.0)
-    p.add_argument("--workers", type=int, default=2,
-                   help="(run) Dask worker processes on this machine, one run each (default 2)")
     p.add_argument("--only", nargs="+", help="train (plan) only these runs")
     p.add_argument("--campaign", type=int, default=3,
                    help="(plan) print this campaign's runs as a SEQMNIST_CAMPAIGN_FILE")
     p.add_argument("--chunk-epochs", type=int, default=1, help="(run) epochs per task")
-    p.add_argument("--threads", type=int, help="(run) CPU threads per run (default: the cores "
-                                               "shared out among the runs trained at once)")
-    p.add_argument("--gpu-slots", type=int, default=0,
-                   help="(run) runs that share one GPU: each worker (each GPU of a SLURM job) "
-                        "trains this many at once, under CUDA MPS (default 0: one run per worker)")
-    p.add_argument("--retries", type=int, default=2,
-                   help="(run) times a failed task runs again, from its checkpoint (default 2)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="(run) a running Dask scheduler, e.g. tcp://host:8786, instead of a local cluster")
-    p.add_argument("--slurm", action="store_true",
-                   help="(run) submit SLURM jobs as Dask workers (dask-jobqueue), instead of a local cluster")
-    p.add_argument("--queue", help="(slurm) partition of the jobs")
-    p.add_argument("--account", help="(slurm) account charged for the jobs")
-    p.add_argument("--jobs", type=int, default=1, help="(slurm) jobs to submit (default 1)")
-    p.add_argument("--gpus-per-job", type=int, default=1,
-                   help="(slurm) GPUs of each job, one Dask worker each (default 1; 0: CPU jobs)")
-    p.add_argument("--cpus-per-job", type=int, default=8, help="(slurm) CPU cores of each job (default 8)")
-    p.add_argument("--memory-per-job", default="32GB", help="(slurm) memory of each job (default 32GB)")
-    p.add_argument("--walltime", help="(slurm) [D-]HH:MM:SS of each job (default: the budget and 15 minutes)")
+    _add_engine_options(p, workers=2)   # run (its --device also serves worker)
     p.add_argument("--until-epoch", type=int)
     p.add_argument("--deadline", type=float)
-    p.add_argument("--device", default="auto")
     p.add_argument("--write", action="store_true", help="(status) also write weights/campaign_status.md")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_campaign)

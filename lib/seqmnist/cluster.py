@@ -1,13 +1,15 @@
-"""The campaign's runs as tasks of Dask distributed, the engine that schedules them: a LocalCluster
-on this machine by default, a running scheduler (``--scheduler ADDRESS``), or SLURM jobs that
-dask-jobqueue submits (``--slurm``).
+"""Training runs as tasks of Dask distributed, the engine that schedules them: the campaign's runs
+(``campaign run``) and a sweep's rates (``sweep``, sweep.py), on a LocalCluster on this machine by
+default, a running scheduler (``--scheduler ADDRESS``), or SLURM jobs that dask-jobqueue submits
+(``--slurm``).
 
-A task trains one chunk of one run (``campaign worker``, in a subprocess of the Dask worker) and
-returns a small status; the results come back through files, the checkpoints and weights in the
-(shared) weights folder. A failed task runs again as far as ``retries`` allows, and a task whose
-worker died is rescheduled by the engine: either way the run resumes from its checkpoint. The run
-folder's lock (train.py) keeps two tasks of one run from training at once. Tasks ask for one
-``gpu_slot``: a GPU worker with {"gpu_slot": 16} trains 16 runs side by side (under CUDA MPS).
+A task (``train_task``) trains one chunk of one run in a subprocess of the Dask worker (``campaign
+worker``, or ``sweep --candidate-dir`` for one rate) and returns a small status; the results come
+back through files, the checkpoints and weights in the (shared) weights folder. A failed task runs
+again as far as ``retries`` allows, and a task whose worker died is rescheduled by the engine:
+either way the run resumes from its checkpoint. The run folder's lock (train.py) keeps two tasks of
+one run from training at once. Tasks ask for one ``gpu_slot``: a GPU worker with {"gpu_slot": 16}
+trains 16 runs side by side (under CUDA MPS).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .paths import ROOT, build_dir, data_dir, weights_dir
 from .runtime import fast_cpu_env
 from .train import LOCK_NAME
 
-EXIT_DIVERGED = 3   # `campaign worker`'s exit status for a run whose loss turned NaN or infinite
+EXIT_DIVERGED = 3   # a task process's exit status for a run whose loss turned NaN or infinite
 STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)   # stopped after its checkpoint: resumable
 LOCK_WAIT_SECONDS = 60   # how long a task waits for a run folder that another process is leaving
 LIB = Path(__file__).resolve().parents[1]   # the folder that holds the seqmnist package
@@ -43,10 +45,16 @@ class RunFailed(SeqMnistError):
     """A run's training process failed (not by divergence): Dask retries the task."""
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM stopped the command that holds the engine; ``exit_code`` as a shell reports it."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
 @dataclass
 class SlurmJobs:
-    """What each SLURM job asks for (``campaign run --slurm``). A job runs one Dask worker per GPU
-    (one in all without GPUs); ``walltime`` defaults to the budget and 15 minutes."""
+    """What each SLURM job asks for (``--slurm``). A job runs one Dask worker per GPU (one in all
+    without GPUs); ``walltime`` defaults to the budget and 15 minutes."""
 
     jobs: int = 1
     queue: str | None = None
@@ -76,6 +84,17 @@ class SlurmJobs:
         return threads_per_run(max(1, self.gpus) * self.runs_per_worker(gpu_slots, None), self.cpus)
 
 
+def check_engine(workers: int, threads: int | None, gpu_slots: int, retries: int,
+                 scheduler: str | None, slurm: SlurmJobs | None) -> None:
+    """Refuse bad engine options before any run is queued (``campaign run`` and ``sweep``)."""
+    if workers < 1 or gpu_slots < 0 or retries < 0 or (threads is not None and threads < 1):
+        raise ConfigError("workers and threads must be >= 1, gpu-slots and retries >= 0")
+    if scheduler and slurm:
+        raise ConfigError("--scheduler and --slurm exclude each other: one engine at a time")
+    if slurm:
+        slurm.check()
+
+
 def threads_per_run(runs: int, cpus: int | None = None) -> int:
     """CPU threads for each of ``runs`` runs trained at once: the cores shared out, at least one.
     (Two single-thread runs out-train one two-thread run on two cores, but a lone run, such as the
@@ -91,7 +110,7 @@ def walltime_for(budget_minutes: float) -> str:
 
 def slurm_cluster(jobs: SlurmJobs, gpu_slots: int = 0, threads: int | None = None,
                   budget_minutes: float = 150.0):
-    """A dask-jobqueue SLURMCluster whose jobs train campaign runs (not yet scaled: ``scale(jobs=)``
+    """A dask-jobqueue SLURMCluster whose jobs train runs (not yet scaled: ``scale(jobs=)``
     submits them). Each job starts in this repository with this interpreter; the weights folder
     must be on a file system the nodes share. Anything else SLURM needs (an interface, a module
     load) goes in dask's jobqueue.slurm configuration."""
@@ -149,13 +168,15 @@ def last_line(path: Path) -> str:
     return text.splitlines()[-1] if text else ""
 
 
-def train_task(name: str, until_epoch: int, deadline: float, device: str, threads: int | None,
-               log_path: str, folder: str, env: dict, stop_name: str, gpus_per_job: int = 1,
+def train_task(name: str, command: list[str], threads: int | None, log_path: str, folder: str,
+               env: dict, stop_name: str, gpus_per_job: int = 1,
                lock_wait: float = LOCK_WAIT_SECONDS) -> dict:
-    """One chunk of one run, as a Dask task. Returns {"name", "status", "error"}: status "trained"
-    (to ``until_epoch`` or the deadline), "stopped" (by the campaign's stop or a signal, after a
-    checkpoint), "diverged" (not retried) or "locked" (another process trains in the run folder).
-    Raises RunFailed on any other exit, which Dask retries.
+    """One chunk of one run, as a Dask task: ``python -m seqmnist COMMAND`` (``campaign worker``,
+    or ``sweep --candidate-dir``), which trains in the run folder ``folder``. Returns {"name",
+    "status", "error"}: status "trained" (to the chunk's end or the deadline), "stopped" (by the
+    stop event ``stop_name`` or a signal, after a checkpoint), "diverged" (not retried) or "locked"
+    (another process trains in the run folder). Raises RunFailed on any other exit, which Dask
+    retries.
 
     The run trains in a subprocess, not in this worker: the fast allocator and the thread count
     (runtime.fast_cpu_env) take effect only from a process's start; train's checkpoint on SIGTERM
@@ -181,25 +202,46 @@ def train_task(name: str, until_epoch: int, deadline: float, device: str, thread
     gpu = worker_gpu(worker.name, gpus_per_job, child_env.get("CUDA_VISIBLE_DEVICES"))
     if gpu is not None:
         child_env["CUDA_VISIBLE_DEVICES"] = gpu
-    command = [sys.executable, "-m", "seqmnist", "campaign", "worker", name, "--until-epoch",
-               str(until_epoch), "--deadline", f"{deadline:.0f}", "--device", device, "--quiet"]
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
-        process = subprocess.Popen(command, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-                                   preexec_fn=_end_with_parent)
-        while process.poll() is None:
-            if stop.wait(timeout=2):   # the campaign stops: a checkpoint at the next batch
+        process = subprocess.Popen([sys.executable, "-m", "seqmnist", *command], env=child_env,
+                                   stdout=log, stderr=subprocess.STDOUT, preexec_fn=_end_with_parent)
+    code = None
+    while code is None:   # the task ends as soon as its process does
+        try:
+            code = process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            if stop.is_set():   # the command stops: a checkpoint at the next batch
                 process.terminate()
-                process.wait()
-    code = process.returncode
     if code in (0, *STOPPED, EXIT_DIVERGED):
         status = {0: "trained", EXIT_DIVERGED: "diverged"}.get(code, "stopped")
         return {"name": name, "status": status, "error": last_line(log_path) if code else ""}
     raise RunFailed(f"{name} exited with code {code} ({log_path}): {last_line(log_path)}")
 
 
+def task_env() -> dict:
+    """The folders a task's process needs, by absolute path: it may run on another machine."""
+    env = {"SEQMNIST_WEIGHTS": str(weights_dir().resolve()), "SEQMNIST_DATA": str(data_dir().resolve())}
+    if os.environ.get("SEQMNIST_CAMPAIGN_FILE"):
+        env["SEQMNIST_CAMPAIGN_FILE"] = str(Path(os.environ["SEQMNIST_CAMPAIGN_FILE"]).resolve())
+    return env
+
+
+def submit_run(client, name: str, command: list[str], folder: Path, log_path: Path,
+               threads: int | None, stop, retries: int, gpu_slots: int, slurm: SlurmJobs | None,
+               priority: int = 0):
+    """Queue ``python -m seqmnist COMMAND``, which trains in the run folder ``folder``, as a
+    ``train_task``; returns its future. ``stop`` is the event that stops it (``stop_event``)."""
+    resources = {"gpu_slot": 1} if gpu_slots or (slurm and slurm.gpus) else None
+    return client.submit(
+        train_task, name, command, threads, str(log_path), str(Path(folder).resolve()), task_env(),
+        stop.name, slurm.gpus if slurm else 1, key=f"{name}-{uuid.uuid4().hex[:8]}", pure=False,
+        priority=priority, retries=retries, resources=resources)
+
+
 @contextlib.contextmanager
 def engine(workers: int, gpu_slots: int, threads: int | None, scheduler: str | None,
-           slurm: SlurmJobs | None, budget_minutes: float):
+           slurm: SlurmJobs | None, budget_minutes: float = 150.0):
     """A Dask client on the cluster asked for, and the CPU threads each run gets (None: each
     task shares out its worker's cores)."""
     from distributed import Client, LocalCluster
@@ -229,7 +271,32 @@ def _stop_on_first_term(signum, frame):
     """SIGTERM handler: stop like Ctrl-C, once. A second TERM (one to the process group and one
     forwarded by scripts/campaign_gpu.sh) must not cut the stop short."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    raise Stopped
+
+
+@contextlib.contextmanager
+def stop_event(client):
+    """The Dask event that stops this command's tasks (``stop_tasks``), while SIGTERM stops the
+    command as Ctrl-C does (a KeyboardInterrupt)."""
+    from distributed import Event
+
+    previous = signal.signal(signal.SIGTERM, _stop_on_first_term)
+    try:
+        yield Event(f"seqmnist-stop-{uuid.uuid4().hex}", client=client)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_tasks(stop, futures, folders) -> None:
+    """Stop the tasks of ``futures``: each training process checkpoints at its next batch and
+    ends. Returns once the run ``folders`` are free (at most a few minutes), so that the status
+    and any snapshot taken next hold their last checkpoints."""
+    from distributed import wait
+
+    stop.set()
+    with contextlib.suppress(TimeoutError):
+        wait(list(futures), timeout=120)   # tasks not yet started return at once
+    wait_until_free(folders)
 
 
 def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None = None,
@@ -242,14 +309,9 @@ def run_campaign(budget_minutes: float, workers: int = 2, only: list[str] | None
     On this machine ``workers`` processes train one run each, or ``gpu_slots`` runs each on a GPU;
     ``threads`` CPU threads per run (default: the cores shared out). ``scheduler`` (an address) or
     ``slurm`` replace the local cluster."""
-    if (budget_minutes <= 0 or workers < 1 or chunk_epochs < 1 or gpu_slots < 0 or retries < 0
-            or (threads is not None and threads < 1)):
-        raise ConfigError("budget-minutes must be > 0, workers, chunk-epochs and threads >= 1, "
-                          "gpu-slots and retries >= 0")
-    if scheduler and slurm:
-        raise ConfigError("--scheduler and --slurm exclude each other: one engine at a time")
-    if slurm:
-        slurm.check()
+    if budget_minutes <= 0 or chunk_epochs < 1:
+        raise ConfigError("budget-minutes must be > 0 and chunk-epochs >= 1")
+    check_engine(workers, threads, gpu_slots, retries, scheduler, slurm)
     configs = [c for c in campaign_configs() if not only or c.name in only]
     unknown = set(only or ()) - {c.name for c in configs}
     if unknown:
@@ -271,18 +333,11 @@ def train_runs(client, configs, deadline: float, chunk_epochs: int, device: str,
                slurm: SlurmJobs | None) -> bool:
     """``run_campaign``'s loop on ``client``: queue a chunk of each run, and the next chunk of a run
     as its last one ends, while the budget lasts. True if SIGTERM or Ctrl-C stopped it."""
-    from distributed import Event, as_completed, wait
+    from distributed import as_completed
 
     # one log folder per weights folder: every campaign names its runs alike
     log_dir = Path(log_dir or build_dir() / "campaign-logs" / weights_dir().name).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
-    # the tasks' processes may run elsewhere: they get the folders by absolute path
-    env = {"SEQMNIST_WEIGHTS": str(weights_dir().resolve()), "SEQMNIST_DATA": str(data_dir().resolve())}
-    if os.environ.get("SEQMNIST_CAMPAIGN_FILE"):
-        env["SEQMNIST_CAMPAIGN_FILE"] = str(Path(os.environ["SEQMNIST_CAMPAIGN_FILE"]).resolve())
-    gpus_per_job = slurm.gpus if slurm else 1
-    resources = {"gpu_slot": 1} if gpu_slots or (slurm and slurm.gpus) else None
-    stop_name = f"seqmnist-campaign-stop-{uuid.uuid4().hex}"
     order = {config.name: index for index, config in enumerate(configs)}
     running = {}   # future -> its run's config
 
@@ -291,34 +346,27 @@ def train_runs(client, configs, deadline: float, chunk_epochs: int, device: str,
         until = min(config.epochs, done + chunk_epochs)
         print(f"[campaign] {time.strftime('%H:%M:%S')} queue {config.name} epoch {done + 1} -> "
               f"{until}", flush=True)
-        future = client.submit(
-            train_task, config.name, until, deadline, device, threads,
-            str(log_dir / f"{config.name}.log"), str(run_dir(config).resolve()), env, stop_name,
-            gpus_per_job, key=f"{config.name}-{uuid.uuid4().hex[:8]}", pure=False,
-            priority=task_priority(done, order[config.name], len(configs)),
-            retries=retries, resources=resources)
+        command = ["campaign", "worker", config.name, "--until-epoch", str(until),
+                   "--deadline", f"{deadline:.0f}", "--device", device, "--quiet"]
+        future = submit_run(client, config.name, command, run_dir(config),
+                            log_dir / f"{config.name}.log", threads, stop, retries, gpu_slots,
+                            slurm, priority=task_priority(done, order[config.name], len(configs)))
         running[future] = config
         return future
 
-    stop = Event(stop_name, client=client)
-    futures = as_completed([submit(config) for config in configs])
-    previous = signal.signal(signal.SIGTERM, _stop_on_first_term)
-    try:
-        for future in futures:
-            config = running.pop(future)
-            if (report(config, future) and deadline - time.time() >= 60
-                    and not progress_of(config).finished):
-                futures.add(submit(config))
-    except KeyboardInterrupt:
-        print(f"[campaign] stopping: {len(running)} task(s) end, each run checkpoints at its next "
-              "batch", flush=True)
-        stop.set()
-        with contextlib.suppress(TimeoutError):
-            wait(list(running), timeout=120)   # tasks not yet started return at once
-        wait_until_free([run_dir(config) for config in running.values()])
-        return True
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with stop_event(client) as stop:
+        futures = as_completed([submit(config) for config in configs])
+        try:
+            for future in futures:
+                config = running.pop(future)
+                if (report(config, future) and deadline - time.time() >= 60
+                        and not progress_of(config).finished):
+                    futures.add(submit(config))
+        except KeyboardInterrupt:
+            print(f"[campaign] stopping: {len(running)} task(s) end, each run checkpoints at its "
+                  "next batch", flush=True)
+            stop_tasks(stop, running, [run_dir(config) for config in running.values()])
+            return True
     return False
 
 

@@ -1,24 +1,33 @@
 """Learning-rate sweep: short runs of one model at several rates, scored on the validation split.
 
-Each candidate is an ordinary resumable run (so an interrupted sweep continues where it stopped);
-the record ``<out_dir>/<task>-<arch>.json`` keeps every candidate's validation curve for the
-notebooks to plot, and the candidates' checkpoints are deleted once it is written. Sweeping again
-with more rates extends the record: rates already recorded are not retrained.
+Each rate is a task of the campaign's engine (cluster.py: a LocalCluster of ``workers`` processes
+by default, a running Dask scheduler, or SLURM jobs), whose process trains that rate's candidate
+run (``sweep --candidate-dir``) and leaves its outcome in the run folder, beside the checkpoint:
+the results come back through files. Each candidate is an ordinary resumable run (so an interrupted
+sweep continues where it stopped); the record ``<out_dir>/<task>-<arch>.json`` keeps every
+candidate's validation curve for the notebooks to plot, and the candidates' folders are deleted
+once it is written. Sweeping again with more rates extends the record: rates already recorded are
+not retrained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
 from pathlib import Path
 
+from . import cluster
 from .data import atomic_write_bytes
-from .errors import ConfigError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .notebook import progress as progress_bar
 from .paths import weights_dir
 from .train import TrainConfig, train
 
 DEFAULT_RATES = (1e-3, 2e-3, 4e-3, 8e-3)
+OUTCOME_NAME = "outcome.json"   # in a candidate's run folder: what its task's process found
+LOG_NAME = "train.log"          # in a candidate's run folder: its process's output
 
 
 def sweep_dir() -> Path:
@@ -26,10 +35,13 @@ def sweep_dir() -> Path:
 
 
 def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: Path | None = None,
-          progress: bool = False, **config_overrides) -> dict:
-    """Train ``task``/``arch`` for ``epochs`` at each rate not yet in the record; returns and
-    writes the record (all its rates, in increasing order). A rate whose run diverges is recorded
-    as such (``diverged``, no validation scores), not raised."""
+          progress: bool = False, *, workers: int = 1, threads: int | None = None,
+          gpu_slots: int = 0, scheduler: str | None = None, slurm: cluster.SlurmJobs | None = None,
+          retries: int = 2, device: str = "auto", **config_overrides) -> dict:
+    """Train ``task``/``arch`` for ``epochs`` at each rate not yet in the record, one engine task
+    per rate (``cluster.engine``'s options; by default one local worker, so one rate at a time);
+    returns and writes the record (all its rates, in increasing order). A rate whose run diverges
+    is recorded as such (``diverged``, no validation scores), not raised nor retried."""
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir()
     recipe = TrainConfig(task=task, arch=arch, epochs=epochs, **config_overrides)
     record = load_sweep(recipe.task, recipe.arch, out_dir) or {
@@ -37,18 +49,17 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
     for candidate in record["candidates"]:
         _check_same_recipe(TrainConfig(**candidate["config"]), recipe, out_dir)
     recorded = {candidate["lr"] for candidate in record["candidates"]}
-    for lr in sorted({float(lr) for lr in rates} - recorded):
-        config = dataclasses.replace(recipe, lr=lr)
-        run_dir = out_dir / "runs" / f"{config.name}-lr{lr:g}"
-        try:
-            state = train(config, run_dir, progress=progress)
-            outcome = {"history": state.history, "best_val_loss": state.best_validation["loss"],
-                       "best_validation": state.best_validation}
-        except TrainingDiverged as error:  # a rate too high is a finding of the sweep
-            print(error, flush=True)
-            outcome = {"history": error.history, "best_val_loss": None, "best_validation": None,
-                       "diverged": str(error)}
-        record["candidates"].append({"lr": float(lr), "config": config.to_dict(), **outcome})
+    configs = [dataclasses.replace(recipe, lr=lr)
+               for lr in sorted({float(lr) for lr in rates} - recorded)]
+    if configs:   # else no cluster starts
+        cluster.check_engine(workers, threads, gpu_slots, retries, scheduler, slurm)
+        with cluster.engine(workers, gpu_slots, threads, scheduler, slurm) as (client, threads):
+            outcomes = train_candidates(client, configs, out_dir, threads, device, retries,
+                                        gpu_slots, slurm, progress)
+        for config, outcome in zip(configs, outcomes):
+            if "diverged" in outcome:   # a rate too high is a finding of the sweep
+                print(outcome["diverged"], flush=True)
+            record["candidates"].append({"lr": config.lr, "config": config.to_dict(), **outcome})
     record["candidates"].sort(key=lambda c: c["lr"])
     sound = [c for c in record["candidates"] if c["best_val_loss"] is not None]
     if not sound:
@@ -56,8 +67,82 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
     record["best_lr"] = min(sound, key=lambda c: c["best_val_loss"])["lr"]
     text = json.dumps(record, indent=1)
     atomic_write_bytes(out_dir / f"{recipe.name}.json", lambda handle: handle.write(text.encode()))
-    shutil.rmtree(out_dir / "runs", ignore_errors=True)  # the record keeps what matters
+    for config in configs:   # the record keeps what matters; other sweeps' runs stay
+        shutil.rmtree(candidate_dir(out_dir, config), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (out_dir / "runs").rmdir()
     return record
+
+
+def candidate_dir(out_dir: Path, config: TrainConfig) -> Path:
+    return Path(out_dir).resolve() / "runs" / f"{config.name}-lr{config.lr:g}"
+
+
+def train_candidates(client, configs, out_dir: Path, threads: int | None, device: str,
+                     retries: int, gpu_slots: int, slurm, progress: bool) -> list[dict]:
+    """Each config's candidate trained by a task on ``client``; their outcomes, in order. Every
+    task ends before this returns or raises: a failed task (after its retries) is raised once the
+    others have ended; SIGTERM or Ctrl-C stops them all, each with a checkpoint."""
+    from distributed import as_completed
+
+    folders = [candidate_dir(out_dir, config) for config in configs]
+    with cluster.stop_event(client) as stop:
+        futures = [cluster.submit_run(client, folder.name, candidate_command(config, folder, device,
+                                                                             progress),
+                                      folder, folder / LOG_NAME, threads, stop, retries, gpu_slots,
+                                      slurm)
+                   for config, folder in zip(configs, folders)]
+        try:
+            for _ in progress_bar(as_completed(futures), enabled=progress, total=len(futures),
+                                  unit="rate", desc=f"sweep {configs[0].name}"):
+                pass
+        except KeyboardInterrupt:
+            print("sweep stopping: each rate's run checkpoints at its next batch", flush=True)
+            cluster.stop_tasks(stop, futures, folders)
+            raise
+    return [_outcome(future, folder) for future, folder in zip(futures, folders)]
+
+
+def _outcome(future, folder: Path) -> dict:
+    """What a rate's finished task left in its run folder; a task that did not finish raises."""
+    try:
+        status = future.result()
+    except cluster.RunFailed:
+        raise
+    except Exception as error:  # KilledWorker: the engine gave up on it
+        raise cluster.RunFailed(f"{folder.name} failed: {error} ({folder / LOG_NAME})") from None
+    if status["status"] == "locked":
+        raise CheckpointError(f"{folder}: run folder in use by another process, training there "
+                              "now; wait for it to end or stop it")
+    if status["status"] == "stopped":   # its process was stopped by a signal, after a checkpoint
+        raise KeyboardInterrupt
+    return json.loads((folder / OUTCOME_NAME).read_text())
+
+
+def candidate_command(config: TrainConfig, folder: Path, device: str, progress: bool) -> list[str]:
+    """The ``python -m seqmnist`` arguments that train one rate's candidate in ``folder``: the
+    sweep command itself, with that one rate and every field of the recipe."""
+    recipe = [f"--{field.replace('_', '-')}={value}" for field, value in config.to_dict().items()
+              if field not in ("task", "arch", "lr")]
+    return ["sweep", config.task, config.arch, f"--lrs={config.lr!r}", f"--candidate-dir={folder}",
+            f"--device={device}", *recipe, *([] if progress else ["--quiet"])]
+
+
+def train_candidate(config: TrainConfig, folder: Path, device: str = "auto",
+                    progress: bool = False) -> dict:
+    """Train (or resume) one rate's candidate run in ``folder`` and write its outcome there (the
+    process of a sweep task): its history and best validation scores, or how it diverged."""
+    folder = Path(folder)
+    try:
+        state = train(config, folder, device=device, progress=progress)
+        outcome = {"history": state.history, "best_val_loss": state.best_validation["loss"],
+                   "best_validation": state.best_validation}
+    except TrainingDiverged as error:
+        outcome = {"history": error.history, "best_val_loss": None, "best_validation": None,
+                   "diverged": str(error)}
+    text = json.dumps(outcome)
+    atomic_write_bytes(folder / OUTCOME_NAME, lambda handle: handle.write(text.encode()))
+    return outcome
 
 
 def load_sweep(task: str, arch: str, out_dir: Path | None = None) -> dict | None:
