@@ -133,3 +133,15 @@ def test_example_figure_is_made_by_the_same_functions(classifier, predictor, dig
     assert parts["samples"].shape == (2, 784) and parts["exact"].method == "exact"
     assert parts["gibbs"].method == "gibbs" and parts["gibbs"].missing == 16
     assert len(fig.axes) == 2 + 3 + 3 + 3
+
+
+def test_the_settled_row_is_where_the_answer_stops_changing():
+    from seqmnist.drawing import settled_row
+
+    beliefs = np.zeros((28, 10))
+    beliefs[:, 7] = 1.0
+    assert settled_row(beliefs) == 0          # the same answer from the first row
+    beliefs[5, 3] = 2.0                        # row 5 says 3, every later row 7
+    assert settled_row(beliefs) == 6
+    beliefs[27, 1] = 3.0                       # the answer changes at the last row
+    assert settled_row(beliefs) == 27

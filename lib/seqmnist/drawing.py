@@ -114,6 +114,14 @@ def reading_beliefs(classifier, image) -> np.ndarray:
     return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
 
+def settled_row(beliefs) -> int:
+    """The first row (0-based) from which the reader's answer no longer changes: the settling
+    step of ``reading.settling_steps``, counted in rows."""
+    from .reading import settling_steps
+
+    return int(settling_steps(np.asarray(beliefs).argmax(1)[:, None])[0]) - 1
+
+
 # --------------------------------------------------------------------------- the predictor's guesses
 
 

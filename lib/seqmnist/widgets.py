@@ -450,8 +450,7 @@ class DrawingPad(StaticCopy, widgets.VBox):
             fig = drawing.state_figure(image, self.beliefs)
             show_png(self.beliefs_image, figure_png(fig))
             best = int(self.beliefs[-1].argmax())
-            changes = np.flatnonzero(self.beliefs.argmax(1) != best)
-            settled = int(changes[-1]) + 1 if len(changes) else 0
+            settled = drawing.settled_row(self.beliefs)
             self._say(f"The classifier reads a <b>{best}</b> (p = {self.beliefs[-1, best]:.2f} "
                       f"after the last row), its answer from row {settled} on.")
             self.refresh_copy()
