@@ -371,3 +371,14 @@ def test_sweep_overview_plot_rings_each_models_best_rate():
     assert (list(ring.get_xdata()), list(ring.get_ydata())) == ([0.01], [0.3])
     assert list(cross.get_xdata()) == [0.0141]
     plt.close("all")
+
+
+def test_misclassified_takes_the_wrong_images_of_a_pass_in_order():
+    import numpy as np
+
+    from seqmnist.results import misclassified
+
+    pixels = np.arange(5)[:, None] * np.ones((5, 784))
+    images, titles = misclassified(pixels, np.array([1, 2, 3, 4, 5]),
+                                   np.array([1, 0, 3, 9, 8]), count=2)
+    assert titles == ["0 / 2", "9 / 4"] and [int(i[0]) for i in images] == [1, 3]

@@ -331,28 +331,12 @@ def _other_pairs(comparison: dict) -> str:
                   f"significantly at the 5 % level: {listed}."
 
 
-def misclassified(arch: str, weights_dir="weights", mnist=None, count: int = 20, limit=None,
-                  device: str = "cpu"):
-    """Up to ``count`` misclassified test images of ``arch`` and 'prediction / label' titles."""
-    import torch
+def misclassified(pixels, labels, predicted, count: int = 20):
+    """Up to ``count`` misclassified images, in their order, and 'prediction / label' titles, from
+    a pass's predictions (``classifier_passes``): no second forward pass."""
+    import numpy as np
 
-    from .data import load_mnist
-
-    mnist = mnist or load_mnist()
-    model, _ = load_weights(weights_file("classify", arch, weights_dir), task="classify",
-                            device=device)
-    pixels, labels = mnist.test.tensors()
-    if limit:
-        pixels, labels = pixels[:limit], labels[:limit]
-    images, titles = [], []
-    with torch.no_grad():
-        for start in range(0, len(pixels), 1000):
-            batch = pixels[start:start + 1000]
-            predicted = model(batch.t().unsqueeze(-1).to(device)).argmax(1).cpu()
-            wrong = (predicted != labels[start:start + 1000]).nonzero().flatten()
-            for i in wrong.tolist():
-                images.append(batch[i].numpy())
-                titles.append(f"{int(predicted[i])} / {int(labels[start + i])}")
-            if len(images) >= count:
-                break
-    return images[:count], titles[:count]
+    pixels, labels, predicted = (np.asarray(a) for a in (pixels, labels, predicted))
+    wrong = np.flatnonzero(predicted != labels)[:count]
+    return ([pixels[i] for i in wrong],
+            [f"{int(predicted[i])} / {int(labels[i])}" for i in wrong])
