@@ -238,6 +238,31 @@ def test_ship_copies_the_declared_campaigns_finished_run_into_weights(tmp_path, 
     assert (tmp_path / "classify" / "lstm-1x32.safetensors").read_bytes() == b"third campaign"
 
 
+def test_ship_takes_the_baselines_seed_best_on_validation_of_the_declared_recipe(tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("SEQMNIST_WEIGHTS", str(tmp_path))
+    recipe = campaign.find_config("classify-mlp").to_dict()
+
+    def seed_run(folder, validation, epochs_trained=recipe["epochs"], **changes):
+        run = tmp_path / "sweeps" / "baselines" / folder / "baselines"
+        run.mkdir(parents=True)
+        config = {**recipe, "seed": int(folder[4:]), **changes}
+        (run / "mlp.json").write_text(json.dumps(
+            {"epochs_trained": epochs_trained, "config": config,
+             "validation": dict(zip(("accuracy", "loss"), validation))}))
+        (run / "mlp.safetensors").write_bytes(folder.encode())
+
+    seed_run("seed0", (0.990, 0.03))
+    seed_run("seed1", (0.994, 0.02))
+    seed_run("seed2", (0.994, 0.01))                     # tie on accuracy: the lower loss wins
+    seed_run("seed3", (0.999, 0.01), lr=0.03)            # another recipe
+    seed_run("seed4", (0.999, 0.01), epochs_trained=3)   # unfinished
+    assert campaign.ship() == ["classify-mlp"]
+    assert (tmp_path / "baselines" / "mlp.safetensors").read_bytes() == b"seed2"
+    assert json.loads((tmp_path / "baselines" / "mlp.json").read_text())["config"]["seed"] == 2
+    assert campaign.ship() == [] and campaign.best_baseline_seed("cnn") is None
+
+
 def test_gpu_campaign_script_trains_and_packs_the_weights(mini_campaign):
     """scripts/campaign_gpu.sh, run on the CPU: the campaign finishes and its snapshot holds the
     final weights and the status."""

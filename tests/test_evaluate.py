@@ -7,6 +7,7 @@ import pytest
 from seqmnist import evaluate as ev
 from seqmnist.__main__ import main
 from seqmnist.errors import CheckpointError
+from seqmnist.metrics_report import WEIGHT_FOLDERS, evaluate_all
 from seqmnist.models import build_model
 from seqmnist.weights import save_weights
 
@@ -71,7 +72,7 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     ship(root, "classify", "lstm-1x4", seed=0)
     ship(root, "predict", "lstm-1x4", seed=0)
     ship(root, "classify", "mlp", seed=0, folder="baselines")  # a whole-image baseline
-    report = ev.evaluate_all(root, cache_dir=tmp_path / "cache", mnist=mnist, limit=LIMIT)
+    report = evaluate_all(root, cache_dir=tmp_path / "cache", mnist=mnist, limit=LIMIT)
     rows = report["rows"]
     assert [(r["task"], r["model"], r["file"]) for r in rows] == [
         ("classify", "lstm-1x4", "classify/lstm-1x4.safetensors"),
@@ -111,6 +112,34 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     assert "test_accuracy" in only_test and "train_accuracy" not in only_test
 
 
+def test_metrics_record_every_seed_run_of_the_shipped_recipe(tmp_path, mnist):
+    """Each seed folder is scored by evaluate on its own; evaluate of weights/ then records, per
+    shipped model, every seed run of its recipe with its test figures (and which one ships)."""
+    root = tmp_path / "weights"
+    finished = {"epochs_trained": 5, "validation": {"accuracy": 0.5, "loss": 1.0}}
+    folders = [root / "sweeps" / "baselines" / f"seed{seed}" for seed in (0, 1, 2)]
+    for seed, folder in enumerate(folders):
+        ship(folder, "classify", "mlp", seed=seed, folder="baselines",
+             **{**finished, "config": {"epochs": 5, "seed": seed, "lr": 0.003 if seed < 2 else 0.01}})
+        evaluate_all(folder, cache_dir=tmp_path / "cache", mnist=mnist, splits=("test",),
+                     limit=LIMIT)
+    (root / "baselines").mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):  # seed 1 ships
+        (root / "baselines" / f"mlp{suffix}").write_bytes(
+            (folders[1] / "baselines" / f"mlp{suffix}").read_bytes())
+    row = evaluate_all(root, cache_dir=tmp_path / "cache", mnist=mnist, limit=LIMIT)["rows"][0]
+    scored = [json.loads((folder / "metrics.json").read_text())["rows"][0] for folder in folders]
+    assert [(s["seed"], s["folder"], s["ships"]) for s in row["seeds"]] == [
+        (0, "sweeps/baselines/seed0", False), (1, "sweeps/baselines/seed1", True)]  # seed 2: lr
+    assert [s["test"] for s in row["seeds"]] == [
+        {"loss": r["test_loss"], "accuracy": r["test_accuracy"]} for r in scored[:2]]
+    assert row["seeds"][1]["test"]["accuracy"] == row["test_accuracy"]
+    assert json.loads((root / "metrics.json").read_text())["rows"][0]["seeds"] == row["seeds"]
+    assert " ± " in (root / "metrics.md").read_text()
+    assert row["seeds"] and evaluate_all(folders[0], cache_dir=tmp_path / "cache", mnist=mnist,
+                                         limit=LIMIT, write=False)["rows"][0]["seeds"] == []
+
+
 def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
     from seqmnist.data import BinarizedMNIST, Split
 
@@ -120,7 +149,7 @@ def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
                            source_hash=mnist.source_hash)
     root = tmp_path / "weights"
     path = ship(root, "classify", "lstm-1x4", seed=0)
-    written = ev.evaluate_all(root, cache_dir=tmp_path / "build-a", mnist=small)
+    written = evaluate_all(root, cache_dir=tmp_path / "build-a", mnist=small)
     monkeypatch.setattr(ev, "evaluate", lambda *args, **kwargs: pytest.fail("re-evaluated"))
     fresh = ev.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)
     assert fresh["cache"] == "hit"
@@ -164,6 +193,7 @@ def test_shipped_metrics_are_what_the_code_computes_now(mnist):
     fingerprint (the first CHECK_IMAGES test images) is recomputed here for every shipped model:
     a change to the evaluation code, the models or the weights can never leave the shipped
     numbers stale. (After such a change: python -m seqmnist evaluate, and commit weights/.)"""
+    from seqmnist.metrics_report import recorded_seeds
     from seqmnist.paths import ROOT
     from seqmnist.weights import load_weights
 
@@ -172,7 +202,7 @@ def test_shipped_metrics_are_what_the_code_computes_now(mnist):
     assert report["evaluation_code_sha256"] == ev.evaluation_code_sha256(), \
         "the evaluation code changed since weights/metrics.json was written: re-run evaluate"
     assert report["data_sha256"] == mnist.data_sha256 and report["limit"] is None
-    shipped = sorted(str(p.relative_to(root)) for folder in ev.WEIGHT_FOLDERS
+    shipped = sorted(str(p.relative_to(root)) for folder in WEIGHT_FOLDERS
                      for p in (root / folder).glob("*.safetensors"))
     assert sorted(row["file"] for row in report["rows"]) == shipped and len(shipped) == 18
     pixels, labels = ev.split_tensors(mnist, ev.CHECK)
@@ -185,6 +215,8 @@ def test_shipped_metrics_are_what_the_code_computes_now(mnist):
         assert row[f"{ev.CHECK}_loss"] == pytest.approx(now["loss"], rel=1e-5, abs=1e-7), row["file"]
         if "accuracy" in now:
             assert row[f"{ev.CHECK}_accuracy"] == now["accuracy"], row["file"]
+        assert row["seeds"] == recorded_seeds(row["task"], row["model"], root), row["file"]
+        assert [s["ships"] for s in row["seeds"]].count(True) <= 1, row["file"]
 
 
 def test_the_evaluate_command_offers_exactly_the_splits_evaluate_knows():

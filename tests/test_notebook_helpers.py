@@ -187,6 +187,7 @@ def _seed_run(root, folder, task, arch, seed, validation, test, **config):
     """A finished run saved under ``root/folder`` with its sidecar and its scored metrics.json."""
     import json
 
+    from seqmnist.evaluate import file_sha256
     from seqmnist.models import build_model
     from seqmnist.weights import save_weights, shipped_path
 
@@ -194,7 +195,7 @@ def _seed_run(root, folder, task, arch, seed, validation, test, **config):
     path = shipped_path(task, arch, root / folder)
     save_weights(build_model(task, arch, seed=seed), path,
                  {"config": config, "epochs_trained": 4, "validation": validation})
-    rows = [{"file": str(path.relative_to(root / folder)),
+    rows = [{"file": str(path.relative_to(root / folder)), "weights_sha256": file_sha256(path),
              **{f"test_{key}": value for key, value in test.items()}}]
     (root / folder / "metrics.json").write_text(json.dumps({"rows": rows}))
     return path
@@ -226,9 +227,12 @@ def test_seed_table_summarizes_the_seeds_and_names_the_shipped_one(tmp_path):
 def test_seed_runs_of_a_recurrent_model_are_the_campaign_runs_of_its_recipe(tmp_path):
     """Campaign runs that differ from the shipped one by more than the seed (another rate) are
     other recipes, not seeds; a run nobody scored yet is left out."""
+    import json
+
+    from seqmnist.models import build_model
     from seqmnist.results import seed_runs
     from seqmnist.tables import seed_row, seed_summary, seed_table
-    from seqmnist.weights import shipped_path
+    from seqmnist.weights import save_weights, shipped_path
 
     sweeps = Path("sweeps")
     shipped = _seed_run(tmp_path, sweeps / "campaign3", "predict", "lstm-1x4", 0,
@@ -252,6 +256,11 @@ def test_seed_runs_of_a_recurrent_model_are_the_campaign_runs_of_its_recipe(tmp_
     assert seed_row("lstm", {"lstm-1x4": runs}, "loss")[1] == "n/a"   # no 1x4 column
     assert "| lstm-1x4 | 0, 1 | 0.0900 / 0.0940 | 0.0900 / 0.0950 | 0.0925 ± 0.0035 |" in \
         seed_table({"lstm-1x4": runs}, task="predict")
+    retrained = shipped_path("predict", "lstm-1x4", tmp_path / sweeps / "campaign4")
+    save_weights(build_model("predict", "lstm-1x4", seed=5), retrained,
+                 json.loads(retrained.with_suffix(".json").read_text()))
+    assert [r["folder"] for r in seed_runs("predict", "lstm-1x4", tmp_path)] == [
+        "sweeps/campaign3"]   # its folder's score is of the file it replaced: stale, left out
 
 
 def test_sweep_overview_says_whether_the_grid_brackets_the_best_rate():

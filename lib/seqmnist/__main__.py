@@ -162,7 +162,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate_all, metrics_markdown
+    from .metrics_report import evaluate_all, metrics_markdown
     from .paths import weights_dir
 
     root = args.weights_dir or weights_dir()

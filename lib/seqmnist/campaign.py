@@ -257,24 +257,53 @@ def campaign_dir(campaign: int) -> Path:
 
 
 def ship() -> list[str]:
-    """Copy into weights/ each model's run from the campaign SHIPPED_CAMPAIGN names for it, where
-    that campaign's folder holds its finished weights. Returns the names of the models copied."""
-    copied = []
+    """Copy into weights/ each recurrent model's run from the campaign SHIPPED_CAMPAIGN names for
+    it, where that campaign's folder holds its finished weights, and each baseline's seed run of
+    BASELINE_RECIPE best on validation (``best_baseline_seed``). Returns the names copied."""
+    chosen = []
     for task, archs in RECURRENT_MODELS:
         for arch in archs:
             number = SHIPPED_CAMPAIGN[f"{task}-{arch}"]
-            source = shipped_path(task, arch, campaign_dir(number))
-            target = shipped_path(task, arch)
-            if not source.exists() or source.read_bytes() == (target.exists() and target.read_bytes()):
-                continue
-            meta = json.loads(source.with_suffix(".json").read_text())
-            if meta.get("epochs_trained") != meta["config"]["epochs"]:
-                raise ConfigError(f"{source}: campaign {number} has not finished {task}-{arch}")
-            for suffix in (".json", ".safetensors"):
-                data = source.with_suffix(suffix).read_bytes()
-                atomic_write_bytes(target.with_suffix(suffix), lambda handle: handle.write(data))
-            copied.append(f"{task}-{arch}")
+            chosen.append((task, arch, shipped_path(task, arch, campaign_dir(number)),
+                           f"campaign {number}"))
+    chosen += [("classify", arch, best_baseline_seed(arch), "its seed runs") for arch in BASELINES]
+    copied = []
+    for task, arch, source, origin in chosen:
+        target = shipped_path(task, arch)
+        if (source is None or not source.exists()
+                or source.read_bytes() == (target.exists() and target.read_bytes())):
+            continue
+        meta = json.loads(source.with_suffix(".json").read_text())
+        if meta.get("epochs_trained") != meta["config"]["epochs"]:
+            raise ConfigError(f"{source}: {origin} has not finished {task}-{arch}")
+        for suffix in (".json", ".safetensors"):
+            data = source.with_suffix(suffix).read_bytes()
+            atomic_write_bytes(target.with_suffix(suffix), lambda handle: handle.write(data))
+        copied.append(f"{task}-{arch}")
     return copied
+
+
+def best_baseline_seed(arch: str) -> Path | None:
+    """The weights of the finished seed run of the baseline's declared recipe
+    (weights/sweeps/baselines/seed<N>/) with the highest validation accuracy (ties: the lower
+    validation loss); runs of other recipes are ignored. None when there is none."""
+    def without_seed(config: dict) -> dict:
+        return {**TrainConfig(**config).to_dict(), "seed": None}
+
+    declared = without_seed(find_config(f"classify-{arch}").to_dict())
+    best, best_key = None, None
+    for folder in sorted((weights_dir() / "sweeps" / "baselines").glob("seed*")):
+        path = shipped_path("classify", arch, folder)
+        if not path.with_suffix(".json").exists():
+            continue
+        meta = json.loads(path.with_suffix(".json").read_text())
+        if (meta.get("epochs_trained") != meta["config"].get("epochs")
+                or without_seed({"task": "classify", "arch": arch, **meta["config"]}) != declared):
+            continue
+        key = (meta["validation"]["accuracy"], -meta["validation"]["loss"])
+        if best_key is None or key > best_key:
+            best, best_key = path, key
+    return best
 
 
 def find_config(name: str) -> TrainConfig:

@@ -3,16 +3,15 @@
 Units: classifiers report mean cross-entropy in nats per image and accuracy; predictors report mean
 binary cross-entropy in nats per predicted pixel (783 per image) and in nats per image.
 
-``evaluate`` scores a model on given tensors (the training loop uses it); ``evaluate_file`` and
-``evaluate_all`` score the shipped weights on the full splits, with an on-disk cache, and write
-the metrics table (``python -m seqmnist evaluate``).
+``evaluate`` scores a model on given tensors (the training loop uses it); ``evaluate_file`` scores
+a shipped weights file on the full splits, with an on-disk cache. ``metrics_report`` runs it over
+every shipped file and writes weights/metrics.json and metrics.md (``python -m seqmnist evaluate``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -90,22 +89,20 @@ def evaluate(model, pixels: torch.Tensor, labels: torch.Tensor | None = None,
 # shipped model), and caches the result in ``build/eval-cache/metrics.json``, keyed by the sha256
 # of the weights file, of the binarized data and of the evaluation code (``evaluation_code_sha256``):
 # a retrained file, other data or changed code misses the cache, and an old entry of the same path
-# is dropped when the new one is written. ``evaluate_all`` runs it over every ``*.safetensors``
-# under weights/classify, weights/predict and weights/baselines and writes weights/metrics.md and
-# weights/metrics.json. Every file, the whole-image baselines
-# included, is an ordinary "classify" or "predict" model: ``load_weights`` rebuilds it and
-# ``evaluate`` scores it. A file that ``load_weights`` refuses (no or unreadable sidecar, another
-# task, damaged tensors) raises its ``SeqMnistError``; ``evaluate_all`` scores the others, then
-# refuses to write the metrics, naming each refused file and its error.
+# is dropped when the new one is written. Every file, the whole-image baselines included, is an
+# ordinary "classify" or "predict" model: ``load_weights`` rebuilds it and ``evaluate`` scores it.
+# A file that ``load_weights`` refuses (no or unreadable sidecar, another task, damaged tensors)
+# raises its ``SeqMnistError``.
 
 EVAL_CACHE_VERSION = 2
 CACHE_FILE = "metrics.json"
-WEIGHT_FOLDERS = ("classify", "predict", "baselines")
 CHECK_IMAGES = 500
 CHECK = f"test_first{CHECK_IMAGES}"   # the fingerprint's name, used like a split's
 SPLITS = ("train", "test", CHECK)
 METRIC_NAMES = ("loss", "accuracy", "loss_per_image")
 # The modules whose code decides the numbers: a change to any of them re-evaluates everything.
+# (The tables that present them, metrics_report.py, are left out: reformatting them re-scores
+# nothing.)
 EVALUATION_MODULES = ("evaluate.py", "models.py", "fused_gru.py", "baselines.py")
 
 
@@ -244,134 +241,3 @@ def evaluate_file(weights_path, splits=SPLITS, cache_dir=None, use_cache: bool =
     return {"path": str(path), "task": task, "architecture": meta.get("architecture"),
             "weights_sha256": sha, "data_sha256": mnist.data_sha256, "limit": limit,
             "splits": {s: results[s] for s in splits}, "cache": status}
-
-
-def _sort_key(row: dict):
-    order = {"classify": 0, "predict": 1}
-    match = re.match(r"^(lstm|gru)-(\d+)x(\d+)$", str(row["model"]))
-    cells = {"lstm": 0, "gru": 1}  # the assignment's table order: LSTMs, then GRUs
-    arch = (cells[match[1]], int(match[2]), int(match[3])) if match else (2, 0, 0)
-    return (order.get(row["task"], 2), row["task"], arch, str(row["model"]), row["file"])
-
-
-def _row(path: Path, root: Path, meta: dict, result: dict) -> dict:
-    row = {"model": meta.get("name") or meta.get("architecture") or path.stem,
-           "task": meta.get("task"), "file": str(path.relative_to(root)),
-           "epochs": meta.get("epochs_trained"), "best_epoch": meta.get("best_epoch"),
-           "planned_epochs": (meta.get("config") or {}).get("epochs"),
-           "training_hours": (meta["wall_seconds"] / 3600 if meta.get("wall_seconds") is not None
-                              else None),
-           "hardware": meta.get("hardware"), "weights_sha256": result["weights_sha256"],
-           "images": {s: m.get("images") for s, m in result["splits"].items()}}
-    for split, metrics in result["splits"].items():
-        for name in METRIC_NAMES:
-            if name in metrics:
-                row[f"{split}_{name}"] = metrics[name]
-    return row
-
-
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def metrics_markdown(rows: list[dict], limit: int | None = None) -> str:
-    """The metrics table(s) in Markdown: one table per task."""
-    scope = (f"Only the first {limit} images of each split (a quick check, not the reported "
-             f"numbers)." if limit else "Full splits: train 55,000 images, test 10,000.")
-    lines = ["# Metrics of the shipped models", "",
-             f"Written by `python -m seqmnist evaluate`. {scope} Binarized MNIST (threshold "
-             f"0.1); losses in nats. Epochs are trained/planned (fewer: the campaign "
-             f"has not finished the run); each model ships the weights of its epoch with the "
-             f"lowest validation loss, or the highest validation accuracy where its config "
-             f"says `select: accuracy`.", ""]
-
-    def info(r):
-        # trained/planned: weights of an unfinished run are visibly partial
-        epochs = _fmt(r.get("epochs"), "d")
-        if r.get("planned_epochs") is not None:
-            epochs += f"/{r['planned_epochs']}"
-        return (f"{epochs} | {_fmt(r.get('training_hours'), '.2f')} | "
-                f"{r.get('hardware') or '-'} |")
-
-    tasks = []
-    for row in rows:
-        if row["task"] not in tasks:
-            tasks.append(row["task"])
-    for task in tasks:
-        group = [r for r in rows if r["task"] == task]
-        if task == "predict":
-            lines += ["## Next-pixel prediction (binary cross-entropy per predicted pixel and per "
-                      "image, 783 predicted pixels)", "",
-                      "| model | train loss / pixel | test loss / pixel | train loss / image | "
-                      "test loss / image | epochs | training hours | hardware |",
-                      "|---|---|---|---|---|---|---|---|"]
-            for r in group:
-                lines.append(f"| {r['model']} | {_fmt(r.get('train_loss'), '.5f')} | "
-                             f"{_fmt(r.get('test_loss'), '.5f')} | "
-                             f"{_fmt(r.get('train_loss_per_image'), '.2f')} | "
-                             f"{_fmt(r.get('test_loss_per_image'), '.2f')} | " + info(r))
-        else:
-            title = ("Classification (cross-entropy per image, accuracy)" if task == "classify"
-                     else task)
-            lines += [f"## {title}", "",
-                      "| model | train loss | test loss | train accuracy | test accuracy | "
-                      "epochs | training hours | hardware |", "|---|---|---|---|---|---|---|---|"]
-            for r in group:
-                lines.append(f"| {r['model']} | {_fmt(r.get('train_loss'), '.4f')} | "
-                             f"{_fmt(r.get('test_loss'), '.4f')} | "
-                             f"{_pct(r.get('train_accuracy'))} | "
-                             f"{_pct(r.get('test_accuracy'))} | " + info(r))
-        lines.append("")
-    if not rows:
-        lines += ["No weights found.", ""]
-    return "\n".join(lines)
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f} %"
-
-
-def evaluate_all(weights_dir=None, use_cache: bool = True, progress: bool = False,
-                 cache_dir=None, write: bool = True, splits=SPLITS, mnist=None,
-                 limit: int | None = None) -> dict:
-    """Evaluate every ``*.safetensors`` under weights/{classify,predict,baselines}.
-
-    Returns {"rows": [...], "skipped": [{"file", "reason"}], ...} and, with ``write``, writes
-    ``metrics.md`` and ``metrics.json`` into ``weights_dir`` (default ``paths.weights_dir()``).
-    A file that fails its checks is skipped and the others are still scored (their results are
-    cached), but then nothing is written and CheckpointError names the refused files: the
-    committed metrics never lose a model's row to a damaged file.
-    """
-    from .data import atomic_write_bytes, load_mnist
-    from .errors import CheckpointError, ConfigError
-    from .paths import weights_dir as default_weights_dir
-    from .weights import read_sidecar
-
-    root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    mnist = mnist if mnist is not None else load_mnist()
-    rows, skipped = [], []
-    files = [p for folder in WEIGHT_FOLDERS for p in sorted((root / folder).glob("*.safetensors"))]
-    for path in files:
-        relative = str(path.relative_to(root))
-        try:  # a file that load_weights refuses is skipped (a cache write error still raises)
-            meta = read_sidecar(path)
-            if progress:
-                print(f"evaluating {relative}", file=sys.stderr)
-            result = evaluate_file(path, splits, cache_dir, use_cache, progress, mnist, limit)
-        except (CheckpointError, ConfigError) as error:
-            skipped.append({"file": relative, "reason": str(error)})
-            continue
-        rows.append(_row(path, root, meta, result))
-    rows.sort(key=_sort_key)
-    report = {"data_sha256": mnist.data_sha256, "evaluation_code_sha256": evaluation_code_sha256(),
-              "check_images": CHECK_IMAGES, "limit": limit, "rows": rows, "skipped": skipped}
-    if write and skipped:
-        refused = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped)
-        raise CheckpointError(f"{len(skipped)} weights file(s) refused, metrics not written: "
-                              f"{refused}")
-    if write:
-        text = json.dumps(report, indent=1, sort_keys=True)
-        atomic_write_bytes(root / "metrics.json", lambda handle: handle.write(text.encode()))
-        markdown = metrics_markdown(rows, limit)
-        atomic_write_bytes(root / "metrics.md", lambda handle: handle.write(markdown.encode()))
-    return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .evaluate import evaluate_file
+from .evaluate import evaluate_file, file_sha256
 from .notebook import resolve
 from .weights import load_weights, read_sidecar, shipped_path
 
@@ -95,7 +95,8 @@ BASELINE_SEEDS_DIR = Path("sweeps") / "baselines"   # seed<N>/ under weights/, e
 def _recipe_without_seed(meta: dict) -> dict:
     from .train import TrainConfig   # its defaults fill fields that older sidecars lack
 
-    config = TrainConfig(**meta["config"]).to_dict()
+    config = TrainConfig(**{"task": meta["task"], "arch": meta["architecture"],
+                            **meta["config"]}).to_dict()
     config.pop("seed")
     return config
 
@@ -104,7 +105,8 @@ def seed_runs(task: str, arch: str, weights_dir="weights") -> list[dict]:
     """Every finished run of the shipped model's recipe that differs from it only by its seed,
     with its test figures: the campaigns' runs (weights/sweeps/campaign<N>/) and the baselines'
     seed runs (weights/sweeps/baselines/seed<N>/), each folder scored by ``python -m seqmnist
-    evaluate --weights-dir FOLDER [--splits test]``. A run without a score there is left out.
+    evaluate --weights-dir FOLDER [--splits test]``. A run without a score of its very file there
+    (the weights' sha256) is left out.
 
     Returns [{"seed", "folder", "validation" (the sidecar's, at the kept epoch), "test"
     ({"loss", and "accuracy" for a classifier}), "history" (the sidecar's), "ships"}], in folder
@@ -126,8 +128,8 @@ def seed_runs(task: str, arch: str, weights_dir="weights") -> list[dict]:
             continue
         row = next((r for r in json.loads(metrics.read_text())["rows"]
                     if r["file"] == str(path.relative_to(folder))), None)
-        if row is None or "test_loss" not in row:
-            continue
+        if row is None or "test_loss" not in row or row.get("weights_sha256") != file_sha256(path):
+            continue   # not scored, or scored before the file was retrained
         seeds.add(meta["config"]["seed"])
         test = {key: row[f"test_{key}"] for key in ("loss", "accuracy") if f"test_{key}" in row}
         runs.append({"seed": meta["config"]["seed"], "folder": str(folder.relative_to(root)),

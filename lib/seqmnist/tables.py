@@ -115,12 +115,14 @@ def sweep_overview(records: dict, shipped_rates: dict) -> str:
                            "its val loss", "bracketed", "shipped rate", "shipped / best"], rows)
 
 
-def recipe_words(config: dict) -> str:
+def recipe_words(config: dict, seed: bool = True) -> str:
     """A run's recipe in a table cell: 'lr 0.0141, 40 epochs, shift 2, dropout 0.25, seed 0'."""
     words = [f"lr {config['lr']:.3g}", f"{config['epochs']} epochs"]
-    words += [f"{key} {config[key]:g}" for key in ("shift", "dropout", "weight_decay")
-              if config.get(key)]
-    return ", ".join(words + [f"seed {config.get('seed', 0)}"])
+    if config.get("optimizer", "adam") != "adam":
+        words.append(config["optimizer"])
+    words += [f"{key.replace('_', ' ')} {config[key]:g}"
+              for key in ("shift", "dropout", "weight_decay", "ema") if config.get(key)]
+    return ", ".join(words + ([f"seed {config.get('seed', 0)}"] if seed else []))
 
 
 def model_summary(task: str, sidecars: dict, sweeps: dict, seeds: dict) -> str:
