@@ -248,7 +248,8 @@ def test_ship_takes_the_baselines_seed_best_on_validation_of_the_declared_recipe
         run.mkdir(parents=True)
         config = {**recipe, "seed": int(folder[4:]), **changes}
         (run / "mlp.json").write_text(json.dumps(
-            {"epochs_trained": epochs_trained, "config": config,
+            {"task": "classify", "architecture": "mlp", "epochs_trained": epochs_trained,
+             "config": config,
              "validation": dict(zip(("accuracy", "loss"), validation))}))
         (run / "mlp.safetensors").write_bytes(folder.encode())
 

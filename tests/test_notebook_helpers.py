@@ -204,7 +204,8 @@ def _seed_run(root, folder, task, arch, seed, validation, test, **config):
 def test_seed_table_summarizes_the_seeds_and_names_the_shipped_one(tmp_path):
     """results.seed_runs reads each seed folder's metrics and sidecar; tables.seed_table gives
     mean +- sd and range of the test accuracy and the shipped seed."""
-    from seqmnist.results import BASELINE_SEEDS_DIR, seed_runs
+    from seqmnist.campaign import BASELINE_SEEDS_DIR
+    from seqmnist.results import seed_runs
     from seqmnist.tables import seed_table
     from seqmnist.weights import shipped_path
 

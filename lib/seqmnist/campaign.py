@@ -28,8 +28,8 @@ from .errors import ConfigError
 from .models import Architecture
 from .notebook import markdown_table
 from .paths import weights_dir
-from .train import TrainConfig
-from .weights import shipped_path
+from .train import TrainConfig, recipe_without_seed
+from .weights import read_sidecar, shipped_path
 
 CLASSIFIER_ARCHS = ("lstm-1x32", "lstm-1x64", "lstm-1x128", "lstm-3x32",
                     "gru-1x32", "gru-1x64", "gru-1x128", "gru-3x32")
@@ -227,6 +227,7 @@ def seeded_already(task: str, arch: str) -> bool:
 # learning-rate sweeps (weights/sweeps/classify-{cnn,mlp}.json, best 3e-3 for both), shifts of up
 # to 2 pixels, 20 epochs, the epoch of highest validation accuracy, and three seeds
 # (weights/sweeps/baselines/seed<N>/; each ships the seed best on validation).
+BASELINE_SEEDS_DIR = Path("sweeps") / "baselines"   # seed<N>/ under weights/, each with its metrics
 BASELINE_RECIPE = dict(lr=3e-3, epochs=20, dropout=0.25, shift=2, warmup_steps=100,
                        select="accuracy")
 
@@ -287,18 +288,16 @@ def best_baseline_seed(arch: str) -> Path | None:
     """The weights of the finished seed run of the baseline's declared recipe
     (weights/sweeps/baselines/seed<N>/) with the highest validation accuracy (ties: the lower
     validation loss); runs of other recipes are ignored. None when there is none."""
-    def without_seed(config: dict) -> dict:
-        return {**TrainConfig(**config).to_dict(), "seed": None}
-
-    declared = without_seed(find_config(f"classify-{arch}").to_dict())
+    declared = find_config(f"classify-{arch}").to_dict()
+    declared.pop("seed")
     best, best_key = None, None
-    for folder in sorted((weights_dir() / "sweeps" / "baselines").glob("seed*")):
+    for folder in sorted((weights_dir() / BASELINE_SEEDS_DIR).glob("seed*")):
         path = shipped_path("classify", arch, folder)
         if not path.with_suffix(".json").exists():
             continue
-        meta = json.loads(path.with_suffix(".json").read_text())
+        meta = read_sidecar(path)
         if (meta.get("epochs_trained") != meta["config"].get("epochs")
-                or without_seed({"task": "classify", "arch": arch, **meta["config"]}) != declared):
+                or recipe_without_seed(meta) != declared):
             continue
         key = (meta["validation"]["accuracy"], -meta["validation"]["loss"])
         if best_key is None or key > best_key:

@@ -89,17 +89,6 @@ def best_of(results: dict, archs) -> str | None:
     return max(scored, key=lambda a: results[a]["meta"]["validation"]["accuracy"], default=None)
 
 
-BASELINE_SEEDS_DIR = Path("sweeps") / "baselines"   # seed<N>/ under weights/, each with its metrics
-
-
-def _recipe_without_seed(meta: dict) -> dict:
-    from .train import TrainConfig   # its defaults fill fields that older sidecars lack
-
-    config = TrainConfig(**{"task": meta["task"], "arch": meta["architecture"],
-                            **meta["config"]}).to_dict()
-    config.pop("seed")
-    return config
-
 
 def seed_runs(task: str, arch: str, weights_dir="weights") -> list[dict]:
     """Every finished run of the shipped model's recipe that differs from it only by its seed,
@@ -111,11 +100,14 @@ def seed_runs(task: str, arch: str, weights_dir="weights") -> list[dict]:
     Returns [{"seed", "folder", "validation" (the sidecar's, at the kept epoch), "test"
     ({"loss", and "accuracy" for a classifier}), "history" (the sidecar's), "ships"}], in folder
     order."""
+    from .campaign import BASELINE_SEEDS_DIR
+    from .train import recipe_without_seed
+
     root = resolve(weights_dir)
     shipped = shipped_path(task, arch, root)
     if not shipped.exists():
         return []
-    recipe, shipped_bytes = _recipe_without_seed(read_sidecar(shipped)), shipped.read_bytes()
+    recipe, shipped_bytes = recipe_without_seed(read_sidecar(shipped)), shipped.read_bytes()
     campaigns = sorted((root / "sweeps").glob("campaign*"), key=lambda p: (len(p.name), p.name))
     runs, seeds = [], set()
     for folder in campaigns + sorted((root / BASELINE_SEEDS_DIR).glob("seed*")):
@@ -124,7 +116,7 @@ def seed_runs(task: str, arch: str, weights_dir="weights") -> list[dict]:
             continue
         meta = read_sidecar(path)
         if (meta.get("epochs_trained") != meta["config"].get("epochs")
-                or _recipe_without_seed(meta) != recipe or meta["config"]["seed"] in seeds):
+                or recipe_without_seed(meta) != recipe or meta["config"]["seed"] in seeds):
             continue
         row = next((r for r in json.loads(metrics.read_text())["rows"]
                     if r["file"] == str(path.relative_to(folder))), None)

@@ -110,6 +110,15 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def recipe_without_seed(meta: dict) -> dict:
+    """The full config of a sidecar's run without its seed: two runs of one recipe compare equal.
+    TrainConfig's defaults fill the fields that older sidecars lack."""
+    config = TrainConfig(**{"task": meta["task"], "arch": meta["architecture"],
+                            **meta["config"]}).to_dict()
+    config.pop("seed")
+    return config
+
+
 def learning_rate(config: TrainConfig, step: int, total_steps: int,
                   anchor: tuple[int, float] | None = None) -> float:
     """Linear warm-up, then constant or cosine decay to ``lr * min_lr_ratio``.
