@@ -361,6 +361,45 @@ def test_the_baselines_script_trains_the_declared_recipe():
             assert type(declared[field])(value) == declared[field], field
 
 
+def test_the_sweeps_script_states_every_recorded_sweep_and_sweeps_every_model_at_its_recipe():
+    """scripts/sweeps.sh names every model once; where a sweep is recorded, its line is the
+    record's recipe, budget and (a superset of) its rates; elsewhere the line sweeps the shipped
+    recipe, on a grid that spans the shipped rate."""
+    import re
+
+    from seqmnist.paths import ROOT
+    from seqmnist.sweep import load_sweep
+    from seqmnist.train import TrainConfig
+
+    script = (ROOT / "scripts" / "sweeps.sh").read_text()
+    table = re.search(r'^sweeps="\n(.*?)^"', script, re.S | re.M).group(1)
+    lines = {}
+    for line in table.splitlines():
+        name, epochs, recipe_options, rates = (part.strip() for part in line.split("|"))
+        assert name not in lines, name
+        lines[name] = (int(epochs), dict(re.findall(r"--([a-z-]+) (\S+)", recipe_options)),
+                       [float(rate) for rate in rates.split()])
+    names = [f"{task}-{arch}" for task, archs in campaign.RECURRENT_MODELS for arch in archs]
+    assert sorted(lines) == sorted(names + [f"classify-{a}" for a in campaign.BASELINES])
+    for name, (epochs, options, rates) in lines.items():
+        task, arch = name.split("-", 1)
+        fields = {key.replace("-", "_"): value for key, value in options.items()}
+        config = TrainConfig(task=task, arch=arch, epochs=epochs, **{
+            key: type(getattr(TrainConfig(task=task, arch=arch), key))(value)
+            for key, value in fields.items()})
+        assert rates == sorted(rates) and len(rates) >= 5, name
+        record = load_sweep(task, arch)
+        if record is not None:
+            recorded = TrainConfig(**record["candidates"][0]["config"]).to_dict()
+            assert {**recorded, "lr": None} == {**config.to_dict(), "lr": None}, name
+            assert {c["lr"] for c in record["candidates"]} <= set(rates), name
+        elif arch not in campaign.BASELINES:
+            shipped = TrainConfig(task=task, arch=arch, **campaign.recipe(task, arch))
+            for key in ("shift", "dropout", "select", "weight_decay", "ema"):
+                assert getattr(config, key) == getattr(shipped, key), (name, key)
+            assert rates[0] <= shipped.lr <= rates[-1], name
+
+
 def test_campaigns_8_and_9_give_each_shipped_recipe_seeds_1_and_2_where_it_lacks_them():
     for number, seed in campaign.SHIPPED_SEEDS.items():
         plan = {f"{run['task']}-{run['arch']}": run for run in campaign.campaign_plan(number)}
