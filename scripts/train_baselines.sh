@@ -5,7 +5,7 @@
 # minutes per CNN seed and 4 per MLP seed on one core. Then: python -m seqmnist evaluate
 # --weights-dir weights/sweeps/baselines/seed<N> --splits test scores each seed, and
 # python -m seqmnist campaign ship ships each baseline's seed best on validation.
-# Usage: scripts/train_baselines.sh [cnn] [mlp]  (both by default; one per shell runs them side by side)
+# Usage: scripts/train_baselines.sh [cnn] [mlp]  (default both; one per shell trains side by side)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

@@ -45,8 +45,8 @@ RECURRENT_MODELS = (("classify", CLASSIFIER_ARCHS), ("predict", PREDICTOR_ARCHS)
 # extended later to 3e-2 and 1e-1 because its best rate was the largest tried, peaks at 3e-2 after
 # two epochs; campaign 7 tries it over whole runs (learning_rate_note weighs them in the report).
 # The predictor sweep, extended later to 3e-4, 3e-2 and 1e-1, also peaks at 3e-2 (its 1e-2 run
-# ends worse than both neighbours), and the other predictors' 3-epoch sweeps at about four times
-# their rule's rate (scripts/sweeps.sh); no whole predictor run has tried a faster rate yet.
+# ends worse than both neighbours), and the other predictors' 3-epoch sweeps at four to eight
+# times their rule's rate (scripts/sweeps.sh); no whole predictor run has tried a faster rate yet.
 SWEPT_LR = {"classify": 1e-2, "predict": 3e-3}
 SWEPT_UNITS = 64
 # Campaign 1 (25 classifier and 30 predictor epochs, no augmentation; mostly on CPU, finished on an
