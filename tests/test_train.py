@@ -1,5 +1,6 @@
 """Training is resumable: a run killed with SIGKILL and re-run ends with the uninterrupted weights."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -297,6 +298,44 @@ def test_sweeping_more_rates_extends_the_record_without_retraining(tmp_path):
     assert extended["best_lr"] == min(extended["candidates"], key=lambda c: c["best_val_loss"])["lr"]
     with pytest.raises(ConfigError, match="epochs=1"):
         sweep("predict", "gru-1x8", rates=(1e-2,), epochs=2, out_dir=tmp_path, **tiny)
+
+
+def test_a_sweep_trains_the_middle_of_its_grid_first_and_skips_recorded_rates():
+    from seqmnist.sweep import training_order
+
+    grid = (0.016, 0.001, 0.004, 0.002, 0.008)
+    assert training_order(grid) == [0.004, 0.002, 0.008, 0.001, 0.016]
+    assert training_order(grid, recorded={0.004, 0.001}) == [0.002, 0.008, 0.016]
+    assert training_order((0.03, 0.01, 0.1, 0.003)) == [0.01, 0.03, 0.003, 0.1]
+    assert training_order((0.01,), recorded={0.01}) == []
+
+
+def test_a_sweep_keeps_the_rates_that_ended_when_another_rate_fails(tmp_path):
+    """Each rate is recorded as its run ends: a rate whose run fails (here a damaged checkpoint in
+    its folder) loses nothing of the others, and sweeping again trains only the failed rate."""
+    import shutil
+
+    from seqmnist import cluster
+    from seqmnist.sweep import candidate_dir, load_sweep, sweep
+
+    tiny = {k: v for k, v in TINY.items() if k not in ("task", "arch", "epochs", "lr")}
+    recipe = TrainConfig(task="predict", arch="gru-1x8", epochs=1, **tiny)
+    damaged = candidate_dir(tmp_path, dataclasses.replace(recipe, lr=3e-2))
+    damaged.mkdir(parents=True)
+    (damaged / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(cluster.RunFailed, match=r"lr0.03 exited .*: error: .*damaged checkpoint "
+                                                 r"\(UnpicklingError: Weights only load failed\)"):
+        sweep("predict", "gru-1x8", rates=(1e-3, 3e-2), epochs=1, out_dir=tmp_path, threads=1,
+              retries=0, **tiny)
+    kept = load_sweep("predict", "gru-1x8", tmp_path)
+    assert [c["lr"] for c in kept["candidates"]] == [1e-3] and kept["best_lr"] == 1e-3
+    assert not candidate_dir(tmp_path, dataclasses.replace(recipe, lr=1e-3)).exists()
+    shutil.rmtree(damaged)
+    resumed = sweep("predict", "gru-1x8", rates=(1e-3, 3e-2), epochs=1, out_dir=tmp_path, threads=1,
+                    **tiny)
+    assert [c["lr"] for c in resumed["candidates"]] == [1e-3, 3e-2]
+    assert resumed["candidates"][0] == kept["candidates"][0]   # kept, not retrained
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_sound_checkpoint(

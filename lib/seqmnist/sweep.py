@@ -5,9 +5,9 @@ by default, a running Dask scheduler, or SLURM jobs), whose process trains that 
 run (``sweep --candidate-dir``) and leaves its outcome in the run folder, beside the checkpoint:
 the results come back through files. Each candidate is an ordinary resumable run (so an interrupted
 sweep continues where it stopped); the record ``<out_dir>/<task>-<arch>.json`` keeps every
-candidate's validation curve for the notebooks to plot, and the candidates' folders are deleted
-once it is written. Sweeping again with more rates extends the record: rates already recorded are
-not retrained.
+candidate's validation curve for the notebooks to plot. It is written as each rate's run ends,
+and that rate's folder deleted, so a sweep stopped or failing midway keeps the rates it finished.
+Sweeping again with more rates extends the record: rates already recorded are not retrained.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import shutil
+import statistics
 from pathlib import Path
 
 from . import cluster
@@ -39,9 +41,10 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
           gpu_slots: int = 0, scheduler: str | None = None, slurm: cluster.SlurmJobs | None = None,
           retries: int = 2, device: str = "auto", **config_overrides) -> dict:
     """Train ``task``/``arch`` for ``epochs`` at each rate not yet in the record, one engine task
-    per rate (``cluster.engine``'s options; by default one local worker, so one rate at a time);
-    returns and writes the record (all its rates, in increasing order). A rate whose run diverges
-    is recorded as such (``diverged``, no validation scores), not raised nor retried."""
+    per rate (``cluster.engine``'s options; by default one local worker, so one rate at a time,
+    in ``training_order``); writes the record as each rate ends and returns it (all its rates,
+    in increasing order). A rate whose run diverges is recorded as such (``diverged``, no
+    validation scores), not raised nor retried."""
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir()
     recipe = TrainConfig(task=task, arch=arch, epochs=epochs, **config_overrides)
     record = load_sweep(recipe.task, recipe.arch, out_dir) or {
@@ -49,29 +52,51 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
     for candidate in record["candidates"]:
         _check_same_recipe(TrainConfig(**candidate["config"]), recipe, out_dir)
     recorded = {candidate["lr"] for candidate in record["candidates"]}
-    configs = [dataclasses.replace(recipe, lr=lr)
-               for lr in sorted({float(lr) for lr in rates} - recorded)]
+    configs = [dataclasses.replace(recipe, lr=lr) for lr in training_order(rates, recorded)]
+    trained = []
+
+    def keep(config: TrainConfig, outcome: dict) -> None:
+        """Record a rate as soon as its run ends, so that a sweep stopped or failing later keeps
+        it (and sweeping again does not retrain it)."""
+        if "diverged" in outcome:   # a rate too high is a finding of the sweep
+            print(outcome["diverged"], flush=True)
+        record["candidates"].append({"lr": config.lr, "config": config.to_dict(), **outcome})
+        trained.append(config)
+        if _write_record(record, out_dir / f"{recipe.name}.json"):
+            for done in trained:   # the record keeps what matters; other sweeps' runs stay
+                shutil.rmtree(candidate_dir(out_dir, done), ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (out_dir / "runs").rmdir()
+
     if configs:   # else no cluster starts
         cluster.check_engine(workers, threads, gpu_slots, retries, scheduler, slurm)
         with cluster.engine(workers, gpu_slots, threads, scheduler, slurm) as (client, threads):
-            outcomes = train_candidates(client, configs, out_dir, threads, device, retries,
-                                        gpu_slots, slurm, progress)
-        for config, outcome in zip(configs, outcomes):
-            if "diverged" in outcome:   # a rate too high is a finding of the sweep
-                print(outcome["diverged"], flush=True)
-            record["candidates"].append({"lr": config.lr, "config": config.to_dict(), **outcome})
+            train_candidates(client, configs, out_dir, threads, device, retries, gpu_slots, slurm,
+                             progress, keep)
+    if not _write_record(record, out_dir / f"{recipe.name}.json"):
+        raise TrainingDiverged(f"{recipe.name}: every swept rate diverged; sweep lower rates")
+    return record
+
+
+def training_order(rates, recorded=()) -> list[float]:
+    """The rates still to train, middle of the grid first (on a log scale): a sweep cut short
+    then holds the rates around its centre, which bracket a best rate soonest, not one end."""
+    centre = statistics.median(math.log(float(lr)) for lr in rates)
+    return sorted({float(lr) for lr in rates} - set(recorded),
+                  key=lambda lr: (round(abs(math.log(lr) - centre), 6), lr))
+
+
+def _write_record(record: dict, path: Path) -> bool:
+    """Write ``record`` with its candidates in increasing rate and its best rate; False (and
+    nothing written) while every candidate has diverged, as there is no best rate yet."""
     record["candidates"].sort(key=lambda c: c["lr"])
     sound = [c for c in record["candidates"] if c["best_val_loss"] is not None]
     if not sound:
-        raise TrainingDiverged(f"{recipe.name}: every swept rate diverged; sweep lower rates")
+        return False
     record["best_lr"] = min(sound, key=lambda c: c["best_val_loss"])["lr"]
     text = json.dumps(record, indent=1)
-    atomic_write_bytes(out_dir / f"{recipe.name}.json", lambda handle: handle.write(text.encode()))
-    for config in configs:   # the record keeps what matters; other sweeps' runs stay
-        shutil.rmtree(candidate_dir(out_dir, config), ignore_errors=True)
-    with contextlib.suppress(OSError):
-        (out_dir / "runs").rmdir()
-    return record
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+    return True
 
 
 def candidate_dir(out_dir: Path, config: TrainConfig) -> Path:
@@ -79,13 +104,15 @@ def candidate_dir(out_dir: Path, config: TrainConfig) -> Path:
 
 
 def train_candidates(client, configs, out_dir: Path, threads: int | None, device: str,
-                     retries: int, gpu_slots: int, slurm, progress: bool) -> list[dict]:
-    """Each config's candidate trained by a task on ``client``; their outcomes, in order. Every
-    task ends before this returns or raises: a failed task (after its retries) is raised once the
-    others have ended; SIGTERM or Ctrl-C stops them all, each with a checkpoint."""
+                     retries: int, gpu_slots: int, slurm, progress: bool, keep) -> None:
+    """Train each config's candidate by a task on ``client``, calling ``keep(config, outcome)``
+    as each ends. Every task ends before this returns or raises: a failed task (after its
+    retries) is raised once the others have ended; SIGTERM or Ctrl-C stops them all, each with a
+    checkpoint."""
     from distributed import as_completed
 
     folders = [candidate_dir(out_dir, config) for config in configs]
+    results = {}
     with cluster.stop_event(client) as stop:
         futures = [cluster.submit_run(client, folder.name, candidate_command(config, folder, device,
                                                                              progress),
@@ -93,29 +120,35 @@ def train_candidates(client, configs, out_dir: Path, threads: int | None, device
                                       slurm)
                    for config, folder in zip(configs, folders)]
         try:
-            for _ in progress_bar(as_completed(futures), enabled=progress, total=len(futures),
-                                  unit="rate", desc=f"sweep {configs[0].name}"):
-                pass
+            for future in progress_bar(as_completed(futures), enabled=progress, total=len(futures),
+                                       unit="rate", desc=f"sweep {configs[0].name}"):
+                index = futures.index(future)
+                results[index] = _outcome(future, folders[index])
+                if not isinstance(results[index], BaseException):
+                    keep(configs[index], results[index])
         except KeyboardInterrupt:
             print("sweep stopping: each rate's run checkpoints at its next batch", flush=True)
             cluster.stop_tasks(stop, futures, folders)
             raise
-    return [_outcome(future, folder) for future, folder in zip(futures, folders)]
+    for index in sorted(results):
+        if isinstance(results[index], BaseException):
+            raise results[index]
 
 
-def _outcome(future, folder: Path) -> dict:
-    """What a rate's finished task left in its run folder; a task that did not finish raises."""
+def _outcome(future, folder: Path) -> dict | BaseException:
+    """What a rate's finished task left in its run folder, or the error to raise for a task that
+    did not finish."""
     try:
         status = future.result()
-    except cluster.RunFailed:
-        raise
+    except cluster.RunFailed as error:
+        return error
     except Exception as error:  # KilledWorker: the engine gave up on it
-        raise cluster.RunFailed(f"{folder.name} failed: {error} ({folder / LOG_NAME})") from None
+        return cluster.RunFailed(f"{folder.name} failed: {error} ({folder / LOG_NAME})")
     if status["status"] == "locked":
-        raise CheckpointError(f"{folder}: run folder in use by another process, training there "
-                              "now; wait for it to end or stop it")
+        return CheckpointError(f"{folder}: run folder in use by another process, training there "
+                               "now; wait for it to end or stop it")
     if status["status"] == "stopped":   # its process was stopped by a signal, after a checkpoint
-        raise KeyboardInterrupt
+        return KeyboardInterrupt()
     return json.loads((folder / OUTCOME_NAME).read_text())
 
 

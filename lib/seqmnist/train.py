@@ -224,7 +224,9 @@ def load_checkpoint(path: Path, config: TrainConfig, model, optimizer, batches: 
         known = {f.name for f in dataclasses.fields(RunState)}
         state = RunState(**{k: v for k, v in payload["state"].items() if k in known})
     except Exception as error:
-        raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})") from None
+        reason = str(error).split("\n")[0].split(". ")[0]   # torch's messages run to paragraphs
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {reason}); "
+                              "delete it to train this run from the start") from None
     requested = config.to_dict()
     saved = _with_defaults(saved, config)
     diff = {k: (saved.get(k), v) for k, v in requested.items() if saved.get(k) != v}
