@@ -281,6 +281,37 @@ def test_sweep_overview_says_whether_the_grid_brackets_the_best_rate():
     assert lines[3] == "| gru-1x32 | 3: 0.005 to 0.02 | 3 | 0.02 | 0.2500 | no (highest rate) | n/a | n/a |"
 
 
+def test_the_rate_verdict_follows_the_sweeps_it_is_given():
+    """Made-up sweeps: best rates at the shipped ones confirm them, best rates four to eight
+    times faster do not, and a sweep whose best rate is at an end of its grid is not counted."""
+    from seqmnist.sweep import rate_verdict
+
+    def record(best, grid=(0.0025, 0.005, 0.01, 0.02, 0.04)):
+        return {"epochs": 3, "best_lr": best,
+                "candidates": [{"lr": lr, "best_val_loss": 0.1} for lr in grid]}
+
+    shipped = {"lstm-1x32": 0.005, "gru-1x32": 0.005, "gru-1x64": 0.0025}
+    agreeing = rate_verdict({"lstm-1x32": record(0.005), "gru-1x32": record(0.01)}, shipped)
+    assert agreeing.startswith("2 of 2 sweeps put their best rate after 3 epochs within a factor "
+                               "of 2 of the shipped run's rate; the best rate is 1.5 times")
+    assert "The sweeps confirm the shipped rates to within one step of their grid." in agreeing
+    one_off = rate_verdict({"lstm-1x32": record(0.005), "gru-1x32": record(0.02),
+                            "gru-1x64": record(0.005)}, shipped)
+    assert one_off.startswith("2 of 3 sweeps") and "2 times the shipped one at the median (1 to 4)" \
+        in one_off
+    assert "confirm the shipped rates to within one step of their grid, except for gru-1x32 (4 " \
+           "times)." in one_off
+    faster = rate_verdict({"lstm-1x32": record(0.02), "gru-1x32": record(0.04, grid=(
+        0.01, 0.02, 0.04, 0.08)), "gru-1x64": record(0.04)}, shipped)
+    assert faster.startswith("None of 2 sweeps") and "at the median (4 to 8)" in faster
+    assert "do not confirm the shipped rates: they point to faster ones." in faster
+    assert faster.endswith("Not counted, as their best rate lies at an end of the grid: gru-1x64.")
+    slower = rate_verdict({"lstm-1x32": record(0.0025, grid=(0.0003, 0.001, 0.0025, 0.005))},
+                          {"lstm-1x32": 0.02, "gru-1x32": None})
+    assert "they point to slower ones" in slower
+    assert rate_verdict({"gru-1x64": record(0.04)}, shipped).startswith("No sweep brackets")
+
+
 def test_load_sweeps_reads_one_tasks_records_by_architecture(tmp_path):
     import json
 

@@ -210,3 +210,37 @@ def _check_same_recipe(recorded: TrainConfig, recipe: TrainConfig, out_dir: Path
             f"the sweep record {out_dir / (recipe.name + '.json')} was made with other settings "
             f"({', '.join(f'{f}={getattr(recorded, f)!r}' for f in differ)}); move it away to "
             "sweep this recipe")
+
+def rate_verdict(records: dict, shipped_rates: dict) -> str:
+    """Whether the sweeps confirm the rates the shipped runs use, in words for the notebooks
+    (``records``: architecture -> ``load_sweeps`` record; ``shipped_rates``: architecture -> the
+    shipped run's peak rate). Only a sweep whose grid brackets its best rate counts; a rate
+    within one step of a factor-2 grid of the shipped one agrees with it."""
+    step = 2.05   # a factor of 2, with room for rates rounded to three digits
+    ratios = {arch: record["best_lr"] / shipped_rates[arch] for arch, record in records.items()
+              if shipped_rates.get(arch) and best_position(record) == "inside"}
+    open_ended = sorted(arch for arch, record in records.items()
+                        if shipped_rates.get(arch) and best_position(record) != "inside")
+    tail = ("" if not open_ended else
+            f" Not counted, as their best rate lies at an end of the grid: {', '.join(open_ended)}.")
+    if not ratios:
+        return "No sweep brackets its best rate yet, so none can confirm a shipped rate." + tail
+    median = statistics.median(ratios.values())
+    agree = [arch for arch, ratio in ratios.items() if 1 / step <= ratio <= step]
+    epochs = sorted({records[arch]["epochs"] for arch in ratios})
+    budget = " or ".join(str(e) for e in epochs)
+    facts = (f"{len(agree) or 'None'} of {len(ratios)} sweeps put their best rate after {budget} epochs "
+             f"within a factor of 2 of the shipped run's rate; the best rate is {median:.2g} "
+             f"times the shipped one at the median ({min(ratios.values()):.2g} to "
+             f"{max(ratios.values()):.2g}). ")
+    if 1 / step <= median <= step:
+        others = sorted(set(ratios) - set(agree))
+        verdict = ("The sweeps confirm the shipped rates to within one step of their grid"
+                   + ("." if not others else
+                      f", except for {', '.join(f'{a} ({ratios[a]:.2g} times)' for a in others)}."))
+    else:
+        direction = "faster" if median > 1 else "slower"
+        verdict = (f"The sweeps do not confirm the shipped rates: they point to {direction} ones. "
+                   "A sweep this short rewards a fast start, not where a whole run's schedule "
+                   "ends, so whole runs at the sweeps' rates must settle the recipe.")
+    return facts + verdict + tail
