@@ -274,11 +274,14 @@ def test_sweep_overview_says_whether_the_grid_brackets_the_best_rate():
 
     inside = record("lstm-1x32", {0.005: 0.4, 0.01: 0.3, 0.02: 0.35}, 0.01)
     edge = record("gru-1x32", {0.005: 0.4, 0.01: 0.3, 0.02: 0.25}, 0.02)
-    assert (best_position(inside), best_position(edge)) == ("inside", "highest")
-    lines = sweep_overview({"lstm-1x32": inside, "gru-1x32": edge},
-                           {"lstm-1x32": 0.0141, "gru-1x32": None}).splitlines()
+    first = record("gru-1x64", {0.01: 0.3}, 0.01)   # a sweep cut short after its first rate
+    assert [best_position(r) for r in (inside, edge, first)] == ["inside", "highest", "only"]
+    lines = sweep_overview({"lstm-1x32": inside, "gru-1x32": edge, "gru-1x64": first},
+                           {"lstm-1x32": 0.0141, "gru-1x32": None, "gru-1x64": 0.01}).splitlines()
     assert lines[2] == "| lstm-1x32 | 3: 0.005 to 0.02 | 3 | 0.01 | 0.3000 | yes | 0.0141 | 1.4 |"
     assert lines[3] == "| gru-1x32 | 3: 0.005 to 0.02 | 3 | 0.02 | 0.2500 | no (highest rate) | n/a | n/a |"
+    assert lines[4] == ("| gru-1x64 | 1: 0.01 to 0.01 | 3 | 0.01 | 0.3000 | no (one rate) | 0.01 "
+                        "| 1 |")
 
 
 def test_the_rate_verdict_follows_the_sweeps_it_is_given():
@@ -305,7 +308,8 @@ def test_the_rate_verdict_follows_the_sweeps_it_is_given():
         0.01, 0.02, 0.04, 0.08)), "gru-1x64": record(0.04)}, shipped)
     assert faster.startswith("None of 2 sweeps") and "at the median (4 to 8)" in faster
     assert "do not confirm the shipped rates: they point to faster ones." in faster
-    assert faster.endswith("Not counted, as their best rate lies at an end of the grid: gru-1x64.")
+    assert faster.endswith("Not counted, as their best rate lies at an end of the grid swept so "
+                           "far: gru-1x64.")
     slower = rate_verdict({"lstm-1x32": record(0.0025, grid=(0.0003, 0.001, 0.0025, 0.005))},
                           {"lstm-1x32": 0.02, "gru-1x32": None})
     assert "they point to slower ones" in slower
@@ -363,13 +367,17 @@ def test_model_summary_gives_each_models_recipe_sweep_and_seeds_in_one_row():
     sweep = {"best_lr": 0.02, "epochs": 3,
              "candidates": [{"lr": lr} for lr in (0.005, 0.01, 0.02)]}
     seeds = [{"test": {"accuracy": a}} for a in (0.98, 0.99)]
-    lines = model_summary("classify", {"lstm-1x32": meta, "gru-1x32": meta, "lstm-1x64": None},
-                          {"lstm-1x32": sweep}, {"lstm-1x32": seeds}).splitlines()
+    first = {"best_lr": 0.01, "epochs": 3, "candidates": [{"lr": 0.01}]}
+    lines = model_summary("classify", {"lstm-1x32": meta, "gru-1x32": meta, "lstm-1x64": None,
+                                       "gru-1x64": meta},
+                          {"lstm-1x32": sweep, "gru-1x64": first},
+                          {"lstm-1x32": seeds}).splitlines()
     assert lines[2] == ("| lstm-1x32 | lr 0.0141, 40 epochs, shift 2, seed 1 | best 0.02 of 3 "
                         "rates, 3 epochs (at the highest end) | 98.50 ± 0.71 (98.00 to 99.00, 2 "
                         "seeds) |")
     assert lines[3].endswith("| not swept yet | n/a |")
     assert lines[4] == "| lstm-1x64 | not trained yet |  |  |"
+    assert "| best 0.01 of 1 rates, 3 epochs (one rate so far) |" in lines[5]
 
 
 def test_the_report_keeps_its_outputs_apart_from_hand_runs(tmp_path):

@@ -192,8 +192,11 @@ def load_sweeps(task: str, out_dir: Path | None = None) -> dict:
 
 def best_position(record: dict) -> str:
     """Where the best rate lies in the swept grid: "inside" (the sweep brackets it), "lowest" or
-    "highest" (the grid should extend that way before the rate is trusted)."""
+    "highest" (the grid should extend that way before the rate is trusted), or "only" (a sweep
+    cut short after its first rate)."""
     rates = [candidate["lr"] for candidate in record["candidates"]]
+    if len(set(rates)) == 1:
+        return "only"
     if record["best_lr"] == min(rates):
         return "lowest"
     if record["best_lr"] == max(rates):
@@ -222,7 +225,8 @@ def rate_verdict(records: dict, shipped_rates: dict) -> str:
     open_ended = sorted(arch for arch, record in records.items()
                         if shipped_rates.get(arch) and best_position(record) != "inside")
     tail = ("" if not open_ended else
-            f" Not counted, as their best rate lies at an end of the grid: {', '.join(open_ended)}.")
+            f" Not counted, as their best rate lies at an end of the grid swept so far: "
+            f"{', '.join(open_ended)}.")
     if not ratios:
         return "No sweep brackets its best rate yet, so none can confirm a shipped rate." + tail
     median = statistics.median(ratios.values())

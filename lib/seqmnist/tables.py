@@ -107,8 +107,8 @@ def sweep_overview(records: dict, shipped_rates: dict) -> str:
         rows.append([arch, f"{len(rates)}: {min(rates):.3g} to {max(rates):.3g}",
                      str(record["epochs"]), f"{record['best_lr']:.3g}",
                      f"{best['best_val_loss']:.4f}",
-                     {"inside": "yes", "lowest": "no (lowest rate)",
-                      "highest": "no (highest rate)"}[best_position(record)],
+                     {"inside": "yes", "lowest": "no (lowest rate)", "highest": "no (highest rate)",
+                      "only": "no (one rate)"}[best_position(record)],
                      "n/a" if shipped is None else f"{shipped:.3g}",
                      "n/a" if shipped is None else f"{shipped / record['best_lr']:.2g}"])
     return markdown_table(["model", "rates swept", "epochs per rate", "best rate",
@@ -141,8 +141,8 @@ def model_summary(task: str, sidecars: dict, sweeps: dict, seeds: dict) -> str:
         record = sweeps.get(arch)
         swept = "not swept yet" if record is None else (
             f"best {record['best_lr']:.3g} of {len(record['candidates'])} rates, "
-            f"{record['epochs']} epochs" + ("" if best_position(record) == "inside"
-                                            else f" (at the {best_position(record)} end)"))
+            f"{record['epochs']} epochs" + {"inside": "", "only": " (one rate so far)"}.get(
+                best_position(record), f" (at the {best_position(record)} end)"))
         rows.append([arch, recipe_words(meta["config"]), swept,
                      seed_summary(seeds.get(arch) or [], metric)])
     unit = "accuracy (%)" if metric == "accuracy" else "loss (nats/pixel)"
