@@ -53,7 +53,7 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
         _check_same_recipe(TrainConfig(**candidate["config"]), recipe, out_dir)
     recorded = {candidate["lr"] for candidate in record["candidates"]}
     configs = [dataclasses.replace(recipe, lr=lr) for lr in training_order(rates, recorded)]
-    trained = []
+    unwritten = []   # rates ended but not yet in the written record (all diverged so far)
 
     def keep(config: TrainConfig, outcome: dict) -> None:
         """Record a rate as soon as its run ends, so that a sweep stopped or failing later keeps
@@ -61,10 +61,11 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
         if "diverged" in outcome:   # a rate too high is a finding of the sweep
             print(outcome["diverged"], flush=True)
         record["candidates"].append({"lr": config.lr, "config": config.to_dict(), **outcome})
-        trained.append(config)
+        unwritten.append(config)
         if _write_record(record, out_dir / f"{recipe.name}.json"):
-            for done in trained:   # the record keeps what matters; other sweeps' runs stay
+            for done in unwritten:   # the record keeps what matters; other sweeps' runs stay
                 shutil.rmtree(candidate_dir(out_dir, done), ignore_errors=True)
+            unwritten.clear()
             with contextlib.suppress(OSError):
                 (out_dir / "runs").rmdir()
 
@@ -73,7 +74,7 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
         with cluster.engine(workers, gpu_slots, threads, scheduler, slurm) as (client, threads):
             train_candidates(client, configs, out_dir, threads, device, retries, gpu_slots, slurm,
                              progress, keep)
-    if not _write_record(record, out_dir / f"{recipe.name}.json"):
+    if "best_lr" not in record:   # keep wrote no record: every rate diverged
         raise TrainingDiverged(f"{recipe.name}: every swept rate diverged; sweep lower rates")
     return record
 
