@@ -92,6 +92,7 @@ def test_sigterm_stops_the_campaign_with_checkpoints(mini_campaign):
     runner.send_signal(signal.SIGTERM)
     output, _ = runner.communicate(timeout=120)
     assert runner.returncode == 0 and "[campaign] stopped" in output, output
+    assert "exited with code" not in output, output   # a clean stop, not a failed run
     checkpoint = mini_campaign / "weights" / "checkpoints" / "classify-lstm-1x4" / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=True)["state"]
     assert 1 <= state["epoch"] < 50

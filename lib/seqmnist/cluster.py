@@ -206,13 +206,20 @@ def train_task(name: str, command: list[str], threads: int | None, log_path: str
     with open(log_path, "a") as log:
         process = subprocess.Popen([sys.executable, "-m", "seqmnist", *command], env=child_env,
                                    stdout=log, stderr=subprocess.STDOUT, preexec_fn=_end_with_parent)
-    code = None
+    code, terminated = None, False
     while code is None:   # the task ends as soon as its process does
         try:
             code = process.wait(timeout=1)
         except subprocess.TimeoutExpired:
-            if stop.is_set():   # the command stops: a checkpoint at the next batch
+            # the command stops: a checkpoint at the next batch. One SIGTERM only: a second one,
+            # arriving once train has restored the default handler, kills the process mid-exit
+            if stop.is_set() and not terminated:
                 process.terminate()
+                terminated = True
+    if terminated and code == -signal.SIGTERM:
+        # ended by our SIGTERM before train set its handler (still importing, or between
+        # chunks): nothing since its last checkpoint to save, and every write is atomic
+        code = 128 + signal.SIGTERM
     if code in (0, *STOPPED, EXIT_DIVERGED):
         status = {0: "trained", EXIT_DIVERGED: "diverged"}.get(code, "stopped")
         return {"name": name, "status": status, "error": last_line(log_path) if code else ""}
