@@ -3,9 +3,10 @@
 # A sweep skips the rates its record already holds, so this script both states the commands behind
 # the records and trains what is still missing. Each recurrent grid is five rates a factor of 2
 # apart at the model's shipped recipe: classifiers centred on the campaigns' rule (1e-2 *
-# sqrt(64 / units)), predictors on four times it (the swept predictors' best lies at four to ten
-# times it). One rate of a 3-epoch sweep takes about 6 minutes on one core for a 1x64 model,
-# 8 to 10 for an lstm-3x32, 14 for an lstm-1x128 and 12 for a gru-1x128.
+# sqrt(64 / units)), predictors on four times it (the swept predictors' best lies at two to ten
+# times it, four at the median). One rate of a 3-epoch sweep takes about 6 minutes on one core for
+# a 1x64 model, 8 to 10 for an lstm-3x32, 12 for a gru-3x32 or a gru-1x128 and 14 for an
+# lstm-1x128.
 #
 # Usage: scripts/sweeps.sh [NAME ...]   (e.g. classify-gru-1x128; default: every sweep)
 # Options for every sweep go in SWEEP_OPTIONS: "--workers 2 --threads 1" here (two rates at once),
