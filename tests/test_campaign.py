@@ -153,6 +153,18 @@ def test_campaign_plans_give_each_campaign_its_recipe_and_match_the_recorded_run
         if name.startswith("classify"):
             assert faster["lr"] == pytest.approx(factor * run["lr"], rel=1e-2), name
         assert {**faster, "lr": run["lr"]} == run, name
+    own_rate = by_name(campaign.campaign_plan(campaign.OWN_RATE))
+    assert sorted(own_rate) == sorted(name for name in third if name.startswith("predict"))
+    for name, run in own_rate.items():
+        record = json.loads((ROOT / "weights" / "sweeps" / f"{name}.json").read_text())
+        assert run == {**third[name], "lr": record["best_lr"]}, name
+    averaged = by_name(campaign.campaign_plan(campaign.AVERAGED))
+    assert sorted(averaged) == sorted([*own_rate, *(name for name in regularized
+                                                     if name.startswith("classify")
+                                                     and regularized[name] != third[name])])
+    for name, run in averaged.items():
+        twin = own_rate.get(name) or regularized[name]
+        assert run == {**twin, **campaign.AVERAGED_FIELDS}, name
     # campaign 7's rate is the one the committed classifier sweep found best
     record = json.loads((ROOT / "weights" / "sweeps" / "classify-lstm-1x64.json").read_text())
     assert campaign.SWEEP_BEST_LR["classify"] == record["best_lr"]
@@ -161,6 +173,29 @@ def test_campaign_plans_give_each_campaign_its_recipe_and_match_the_recorded_run
         number = int(spec.parent.name.removeprefix("campaign"))
         names = [f"{r['task']}-{r['arch']}" for r in runs]
         assert runs == campaign.campaign_plan(number, names), spec
+
+
+def test_a_campaign_at_the_models_own_rates_needs_sweeps_that_bracket_them(tmp_path, monkeypatch):
+    """Campaign 10 reads each predictor's rate from its sweep record, and refuses a sweep whose
+    best rate lies at an end of its grid (or one not recorded): that rate may not be the best."""
+    monkeypatch.setenv("SEQMNIST_WEIGHTS", str(tmp_path))
+    sweeps = tmp_path / "sweeps"
+    sweeps.mkdir()
+
+    def record(rates, best):
+        return {"task": "predict", "arch": "gru-1x32", "best_lr": best,
+                "candidates": [{"lr": rate} for rate in rates]}
+
+    with pytest.raises(ConfigError, match="predict-gru-1x32"):
+        campaign.campaign_plan(campaign.OWN_RATE, ["predict-gru-1x32"])
+    (sweeps / "predict-gru-1x32.json").write_text(json.dumps(record([0.01, 0.02, 0.04], 0.04)))
+    with pytest.raises(ConfigError, match="brackets its best rate"):
+        campaign.campaign_plan(campaign.OWN_RATE, ["predict-gru-1x32"])
+    (sweeps / "predict-gru-1x32.json").write_text(json.dumps(record([0.01, 0.02, 0.04], 0.02)))
+    [run] = campaign.campaign_plan(campaign.OWN_RATE, ["predict-gru-1x32"])
+    assert run == {**campaign.campaign_plan(3, ["predict-gru-1x32"])[0], "lr": 0.02}
+    with pytest.raises(ConfigError, match="unknown runs: classify-gru-1x32"):
+        campaign.campaign_plan(campaign.OWN_RATE, ["classify-gru-1x32"])  # its rule holds
 
 
 def _sidecar(lr: float, accuracy: float, **config) -> dict:
@@ -194,6 +229,35 @@ def test_learning_rate_note_weighs_a_whole_run_at_the_sweeps_best_rate_against_i
     assert "also wins" in note  # lower loss is better
 
 
+def test_the_own_rate_verdict_follows_the_whole_runs_it_is_given():
+    """Made-up campaign records: the paragraph on whole runs at each model's own sweep rate
+    changes with who wins against its twin at the rule's rate."""
+    rule = {arch: campaign.recipe("predict", arch, 3)["lr"] for arch in ("lstm-1x32", "gru-1x32")}
+
+    def runs(own_losses):
+        made = {}
+        for arch, rate in rule.items():
+            made[arch] = [("3", _predictor(rate, 0.090), True)]
+            if arch in own_losses:
+                made[arch].append((str(campaign.OWN_RATE), _predictor(4 * rate, own_losses[arch]), False))
+        return made
+
+    assert campaign.own_rate_verdict("predict", runs({})).startswith("No whole run")
+    text = campaign.own_rate_verdict("predict", runs({"lstm-1x32": 0.085, "gru-1x32": 0.080}))
+    assert "for 2 of 2 models" in text and "lstm-1x32 0.0850 against 0.0900" in text
+    assert "win whole runs too" in text and "Not trained" not in text
+    text = campaign.own_rate_verdict("predict", runs({"lstm-1x32": 0.095, "gru-1x32": 0.099}))
+    assert "for none of 2 models" in text and "rule's rates stay" in text
+    text = campaign.own_rate_verdict("predict", runs({"lstm-1x32": 0.085}))
+    assert "1 of 1" in text and "Not trained at its own rate yet: gru-1x32." in text
+    text = campaign.own_rate_verdict("predict", runs({"lstm-1x32": 0.085, "gru-1x32": 0.095}))
+    assert "1 of 2" in text and "differs by model" in text
+
+
+def _predictor(lr: float, loss: float) -> dict:
+    return {"config": {"lr": lr, "epochs": 80, "shift": 0, "seed": 0}, "validation": {"loss": loss}}
+
+
 def test_committed_records_settle_the_classifier_sweeps_open_question():
     from seqmnist.paths import ROOT
     from seqmnist.results import campaign_runs
@@ -212,6 +276,9 @@ def test_recipe_changes_name_what_each_campaign_varies():
         f"{key} {value}" for key, value in campaign.REGULARIZED_FIELDS.items())
     assert campaign.recipe_changes("classify", campaign.SWEEP_BEST) == "peak lr x3"
     assert campaign.recipe_changes("predict", campaign.SWEEP_BEST) == ""
+    assert campaign.recipe_changes("predict", campaign.OWN_RATE) == "peak lr: the model's own sweep's best"
+    assert campaign.recipe_changes("classify", campaign.AVERAGED) == "ema 0.999, " + ", ".join(
+        f"{key} {value}" for key, value in campaign.REGULARIZED_FIELDS.items())
     runs = {"lstm-1x128": [("3", {}, True), ("4", {}, False)], "gru-3x32": [("6", {}, False)]}
     assert campaign.campaigns_legend("classify", runs) == (
         f"campaign 4: seed {campaign.SEEDS[4]}; campaign 6: "
