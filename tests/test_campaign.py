@@ -178,9 +178,9 @@ def test_campaign_plans_give_each_campaign_its_recipe_and_match_the_recorded_run
 def test_a_campaign_at_the_models_own_rates_needs_sweeps_that_bracket_them(tmp_path, monkeypatch):
     """Campaign 10 reads each predictor's rate from its sweep record, and refuses a sweep whose
     best rate lies at an end of its grid (or one not recorded): that rate may not be the best."""
-    monkeypatch.setenv("SEQMNIST_WEIGHTS", str(tmp_path))
     sweeps = tmp_path / "sweeps"
     sweeps.mkdir()
+    monkeypatch.setattr(campaign, "SWEEP_RECORDS", sweeps)
 
     def record(rates, best):
         return {"task": "predict", "arch": "gru-1x32", "best_lr": best,
