@@ -182,8 +182,8 @@ def own_rate_verdict(task: str, runs: dict) -> str:
     if not pairs:
         return (f"No whole run at a model's own sweep rate has finished yet (campaign {OWN_RATE}): "
                 f"whether the sweeps' faster rates also win a whole {epochs}-epoch schedule is open.")
-    wins = [arch for arch, (own, rule) in pairs.items() if own < rule]
-    details = "; ".join(f"{arch} {own:.4f} against {rule:.4f}" for arch, (own, rule) in pairs.items())
+    wins = [arch for arch, (fast, slow) in pairs.items() if fast < slow]
+    details = "; ".join(f"{arch} {fast:.4f} against {slow:.4f}" for arch, (fast, slow) in pairs.items())
     text = (f"Whole {epochs}-epoch runs at each model's own sweep rate (campaign {OWN_RATE}) end "
             f"with a lower validation loss than their twins at the rule's rate for "
             f"{len(wins) or 'none'} of {len(pairs)} models (nats per pixel: {details}). ")
