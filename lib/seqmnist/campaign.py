@@ -13,6 +13,7 @@ checkpoint left, so its task refuses rather than retrain over the shipped weight
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -150,9 +151,13 @@ def learning_rate_note(record: dict, runs=()) -> str:
 def twin_runs(runs, fast_lr: float, slow_lr: float):
     """The first run at peak rate ``fast_lr`` among ``runs`` ([(campaign, sidecar, ships)]) and a
     run whose config differs from it only by ``slow_lr``, as ((campaign, sidecar), (campaign,
-    sidecar)); None without such a pair."""
+    sidecar)); None without such a pair. TrainConfig's defaults fill the fields that older
+    sidecars lack."""
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)
+                if field.default is not dataclasses.MISSING}
+
     def without_lr(meta):
-        return {key: value for key, value in meta["config"].items() if key != "lr"}
+        return {key: value for key, value in {**defaults, **meta["config"]}.items() if key != "lr"}
 
     for fast_campaign, fast, _ in runs:
         if not math.isclose(fast["config"]["lr"], fast_lr):
