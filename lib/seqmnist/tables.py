@@ -139,10 +139,11 @@ def model_summary(task: str, sidecars: dict, sweeps: dict, seeds: dict) -> str:
             rows.append([arch, "not trained yet", "", ""])
             continue
         record = sweeps.get(arch)
+        position = record and best_position(record)
         swept = "not swept yet" if record is None else (
             f"best {record['best_lr']:.3g} of {len(record['candidates'])} rates, "
             f"{record['epochs']} epochs" + {"inside": "", "only": " (one rate so far)"}.get(
-                best_position(record), f" (at the {best_position(record)} end)"))
+                position, f" (at the {position} end)"))
         rows.append([arch, recipe_words(meta["config"]), swept,
                      seed_summary(seeds.get(arch) or [], metric)])
     unit = "accuracy (%)" if metric == "accuracy" else "loss (nats/pixel)"
