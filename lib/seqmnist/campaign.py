@@ -13,9 +13,7 @@ checkpoint left, so its task refuses rather than retrain over the shipped weight
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -44,7 +42,7 @@ RECURRENT_MODELS = (("classify", CLASSIFIER_ARCHS), ("predict", PREDICTOR_ARCHS)
 # are scaled by sqrt(64 / units), which keeps an Adam step the same fraction of the recurrent
 # weights' initial scale (PyTorch draws them from U(-1/sqrt(H), 1/sqrt(H))). The classifier sweep,
 # extended later to 3e-2 and 1e-1 because its best rate was the largest tried, peaks at 3e-2 after
-# two epochs; campaign 7 tries it over whole runs (learning_rate_note weighs them in the report).
+# two epochs; campaign 7 tries it over whole runs (verdicts.py weighs them in the report).
 # The predictor sweep, extended later to 3e-4, 3e-2 and 1e-1, also peaks at 3e-2 (its 1e-2 run
 # ends worse than both neighbours), and the other predictors' 3-epoch sweeps at two to ten
 # times their rule's rate (scripts/sweeps.sh); campaign 10 tries them over whole runs.
@@ -108,99 +106,6 @@ SHIPPED_CAMPAIGN = {
     "predict-lstm-1x32": 10, "predict-lstm-1x64": 3, "predict-lstm-1x128": 3, "predict-lstm-3x32": 3,
     "predict-gru-1x32": 3, "predict-gru-1x64": 3, "predict-gru-1x128": 3, "predict-gru-3x32": 3,
 }
-
-
-def learning_rate_note(record: dict, runs=()) -> str:
-    """How the campaigns set each model's peak learning rate, against a sweep record
-    (seqmnist.sweep) of the same task, in words for the notebooks. ``runs`` are the swept model's
-    campaign runs, [(campaign, sidecar, ships)] (``results.campaign_runs``): a whole run at the
-    sweep's best rate is weighed against its twin at the campaigns' rate."""
-    task, best, epochs = record["task"], record["best_lr"], record["epochs"]
-    used = SWEPT_LR[task]
-    note = (f"The campaigns train at a peak rate of {used:g} at {SWEPT_UNITS} units per layer, "
-            f"scaled by sqrt({SWEPT_UNITS} / units) for the other widths. ")
-    if best == used:
-        return note + f"After {epochs} epochs the sweep's lowest validation loss is at {used:g} too."
-    note += f"After {epochs} epochs the sweep's lowest validation loss is at {best:g}, not {used:g}"
-    twins = twin_runs(runs, best, used)
-    if twins is None:
-        run_epochs = recipe(task, f"lstm-1x{SWEPT_UNITS}")["epochs"]  # the shipped run's length
-        return note + (
-            f", but no campaign has trained at {best:g}: a sweep this short rewards a fast start, "
-            f"not where the shipped run's {run_epochs}-epoch cosine schedule ends, so whether "
-            f"{best:g} does better over a whole run is open.")
-    (fast_campaign, fast), (slow_campaign, slow) = twins
-    if task == "classify":
-        metric = "validation accuracy at its kept epoch"
-        fast_value, slow_value = (run["validation"]["accuracy"] for run in (fast, slow))
-        shown = [f"{100 * value:.2f} %" for value in (fast_value, slow_value)]
-        wins = fast_value > slow_value
-    else:
-        metric = "validation loss"
-        fast_value, slow_value = (run["validation"]["loss"] for run in (fast, slow))
-        shown = [f"{value:.4f} nats per pixel" for value in (fast_value, slow_value)]
-        wins = fast_value < slow_value
-    verdict = "also wins" if wins else "does not win"
-    return note + (
-        f". Campaign {fast_campaign} trained {record['arch']} at {best:g} for a whole "
-        f"{fast['config']['epochs']}-epoch run: {metric} {shown[0]}, against {shown[1]} for "
-        f"campaign {slow_campaign} at {used:g} with every other setting equal, so the short "
-        f"sweep's best rate {verdict} a whole run.")
-
-
-def twin_runs(runs, fast_lr: float, slow_lr: float):
-    """The first run at peak rate ``fast_lr`` among ``runs`` ([(campaign, sidecar, ships)]) and a
-    run whose config differs from it only by ``slow_lr``, as ((campaign, sidecar), (campaign,
-    sidecar)); None without such a pair. TrainConfig's defaults fill the fields that older
-    sidecars lack."""
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)
-                if field.default is not dataclasses.MISSING}
-
-    def without_lr(meta):
-        return {key: value for key, value in {**defaults, **meta["config"]}.items() if key != "lr"}
-
-    for fast_campaign, fast, _ in runs:
-        if not math.isclose(fast["config"]["lr"], fast_lr):
-            continue
-        for slow_campaign, slow, _ in runs:
-            if math.isclose(slow["config"]["lr"], slow_lr) and without_lr(slow) == without_lr(fast):
-                return (fast_campaign, fast), (slow_campaign, slow)
-    return None
-
-
-def own_rate_verdict(task: str, runs: dict) -> str:
-    """How campaign OWN_RATE's whole runs (each model at its own sweep's best rate) end against
-    their twins at the rule's rate (campaign 3, every other setting equal), by validation loss, in
-    words for the notebooks. ``runs``: architecture -> [(campaign, sidecar, ships)]
-    (``results.campaign_runs``)."""
-    epochs = recipe(task, "lstm-1x64", 3)["epochs"]
-    pairs, untried = {}, []
-    for arch, records in runs.items():
-        own = [record for record in records if record[0] == str(OWN_RATE)]
-        # own first: twin_runs pairs the first run at the fast rate (campaign 11's shares it)
-        twins = own and twin_runs(own + records, own[0][1]["config"]["lr"],
-                                  recipe(task, arch, 3)["lr"])
-        if twins:
-            pairs[arch] = [meta["validation"]["loss"] for _, meta in twins]
-        else:
-            untried.append(arch)
-    if not pairs:
-        return (f"No whole run at a model's own sweep rate has finished yet (campaign {OWN_RATE}): "
-                f"whether the sweeps' faster rates also win a whole {epochs}-epoch schedule is open.")
-    wins = [arch for arch, (fast, slow) in pairs.items() if fast < slow]
-    details = "; ".join(f"{arch} {fast:.4f} against {slow:.4f}" for arch, (fast, slow) in pairs.items())
-    text = (f"Whole {epochs}-epoch runs at each model's own sweep rate (campaign {OWN_RATE}) end "
-            f"with a lower validation loss than their twins at the rule's rate for "
-            f"{len(wins) or 'none'} of {len(pairs)} models (nats per pixel: {details}). ")
-    if len(wins) == len(pairs):
-        text += "The sweeps' faster rates win whole runs too."
-    elif not wins:
-        text += "The sweeps' faster rates do not carry over to whole runs: the rule's rates stay."
-    else:
-        text += "The verdict differs by model: each ships whichever run is better on validation."
-    if untried:
-        text += f" Not trained at its own rate yet: {', '.join(untried)}."
-    return text
 
 
 def recipe(task: str, arch: str, campaign: int | None = None) -> dict:
@@ -283,14 +188,20 @@ def campaign_plan(campaign: int, names: list[str] | None = None) -> list[dict]:
     the shipped recipe trains in its own folder (SEQMNIST_WEIGHTS), never over shipped weights.
     Only the named runs' recipes are read (campaign 10's needs each model's finished sweep)."""
     models = [(task, arch) for task, archs in RECURRENT_MODELS for arch in archs
-              if (campaign != OWN_RATE or task in OWN_RATE_TASKS)
-              and (campaign != AVERAGED or task in OWN_RATE_TASKS or overfits(task, arch))
+              if plans(campaign, task, arch)
               and (campaign not in SHIPPED_SEEDS or not seeded_already(task, arch))]
     unknown = set(names or ()) - {f"{task}-{arch}" for task, arch in models}
     if unknown:
         raise ConfigError(f"unknown runs: {', '.join(sorted(unknown))}")
     return [dict(task=task, arch=arch, **recipe(task, arch, campaign)) for task, arch in models
             if not names or f"{task}-{arch}" in names]
+
+
+def plans(campaign: int, task: str, arch: str) -> bool:
+    """Whether ``campaign`` trains the model at all: campaign 10 the predictors, campaign 11 the
+    predictors and the overfitting classifiers."""
+    return ((campaign != OWN_RATE or task in OWN_RATE_TASKS)
+            and (campaign != AVERAGED or task in OWN_RATE_TASKS or overfits(task, arch)))
 
 
 def seeded_already(task: str, arch: str) -> bool:

@@ -1,0 +1,150 @@
+"""What the campaigns' whole runs say, in words for the notebooks and the report.
+
+Each verdict weighs a run against its twin: a finished run of the same model whose recipe differs
+in one setting only (the peak learning rate, or the EMA of the weights). The words come from the
+records (``results.campaign_runs``: architecture -> [(campaign, sidecar, ships)]), so a verdict
+changes when the records do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from .campaign import (AVERAGED, AVERAGED_FIELDS, OWN_RATE, SWEPT_LR, SWEPT_UNITS, plans, recipe)
+from .train import TrainConfig
+
+
+def twin(meta: dict, runs, field: str, value: float):
+    """The first of ``runs`` ([(campaign, sidecar, ships)]) whose config equals ``meta``'s but has
+    ``field`` at ``value``, as (campaign, sidecar); None without one. TrainConfig's defaults fill
+    the fields that older sidecars lack."""
+    defaults = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)
+                if spec.default is not dataclasses.MISSING}
+
+    def without_field(config):
+        return {key: item for key, item in {**defaults, **config}.items() if key != field}
+
+    for campaign, other, _ in runs:
+        config = {**defaults, **other["config"]}
+        if math.isclose(config[field], value) and without_field(config) == without_field(meta["config"]):
+            return campaign, other
+    return None
+
+
+def learning_rate_note(record: dict, runs=()) -> str:
+    """How the campaigns set each model's peak learning rate, against a sweep record
+    (seqmnist.sweep) of the same task. ``runs`` are the swept model's campaign runs: a whole run at
+    the sweep's best rate is weighed against its twin at the campaigns' rate."""
+    task, best, epochs = record["task"], record["best_lr"], record["epochs"]
+    used = SWEPT_LR[task]
+    note = (f"The campaigns train at a peak rate of {used:g} at {SWEPT_UNITS} units per layer, "
+            f"scaled by sqrt({SWEPT_UNITS} / units) for the other widths. ")
+    if best == used:
+        return note + f"After {epochs} epochs the sweep's lowest validation loss is at {used:g} too."
+    note += f"After {epochs} epochs the sweep's lowest validation loss is at {best:g}, not {used:g}"
+    twins = next(((fast_campaign, fast, slow) for fast_campaign, fast, _ in runs
+                  if math.isclose(fast["config"]["lr"], best)
+                  and (slow := twin(fast, runs, "lr", used))), None)
+    if twins is None:
+        run_epochs = recipe(task, f"lstm-1x{SWEPT_UNITS}")["epochs"]  # the shipped run's length
+        return note + (
+            f", but no campaign has trained at {best:g}: a sweep this short rewards a fast start, "
+            f"not where the shipped run's {run_epochs}-epoch cosine schedule ends, so whether "
+            f"{best:g} does better over a whole run is open.")
+    fast_campaign, fast, (slow_campaign, slow) = twins
+    fast_value, slow_value, wins = _weigh(task, fast, slow)
+    metric = "validation accuracy at its kept epoch" if task == "classify" else "validation loss"
+    unit = "" if task == "classify" else " nats per pixel"
+    verdict = "also wins" if wins else "does not win"
+    return note + (
+        f". Campaign {fast_campaign} trained {record['arch']} at {best:g} for a whole "
+        f"{fast['config']['epochs']}-epoch run: {metric} {fast_value}{unit}, against {slow_value}{unit} for "
+        f"campaign {slow_campaign} at {used:g} with every other setting equal, so the short "
+        f"sweep's best rate {verdict} a whole run.")
+
+
+def own_rate_verdict(task: str, runs: dict) -> str:
+    """How campaign OWN_RATE's whole runs (each model at its own sweep's best rate) end against
+    their twins at the rule's rate (campaign 3, every other setting equal), by validation loss."""
+    epochs = recipe(task, "lstm-1x64", 3)["epochs"]
+    pairs, untried = _against_twins(task, runs, OWN_RATE, "lr",
+                                    lambda arch: recipe(task, arch, 3)["lr"])
+    if not pairs:
+        return (f"No whole run at a model's own sweep rate has finished yet (campaign {OWN_RATE}): "
+                f"whether the sweeps' faster rates also win a whole {epochs}-epoch schedule is open.")
+    wins, details = _tally(task, pairs)
+    text = (f"Whole {epochs}-epoch runs at each model's own sweep rate (campaign {OWN_RATE}) end "
+            f"with a lower validation loss than their twins at the rule's rate for "
+            f"{len(wins) or 'none'} of {len(pairs)} models (nats per pixel: {details}). ")
+    if len(wins) == len(pairs):
+        text += "The sweeps' faster rates win whole runs too."
+    elif not wins:
+        text += "The sweeps' faster rates do not carry over to whole runs: the rule's rates stay."
+    else:
+        text += "The verdict differs by model: each ships whichever run is better on validation."
+    if untried:
+        text += f" Not trained at its own rate yet: {', '.join(untried)}."
+    return text
+
+
+def averaged_verdict(task: str, runs: dict) -> str:
+    """How campaign AVERAGED's whole runs (an EMA of the weights) end against their twins without
+    it, by validation loss for a predictor and validation accuracy for a classifier."""
+    decay = AVERAGED_FIELDS["ema"]
+    pairs, untried = _against_twins(task, runs, AVERAGED, "ema", lambda arch: 0.0)
+    if not pairs:
+        return (f"No whole run with an exponential moving average of the weights (decay {decay:g}, "
+                f"campaign {AVERAGED}) has finished yet: whether averaging helps is open.")
+    wins, details = _tally(task, pairs)
+    better = "lower validation loss" if task == "predict" else "higher validation accuracy"
+    unit = "nats per pixel" if task == "predict" else "accuracy at the kept epoch"
+    text = (f"With an exponential moving average of the weights (decay {decay:g}, campaign "
+            f"{AVERAGED}), whole runs end with a {better} than their twins without it for "
+            f"{len(wins) or 'none'} of {len(pairs)} models ({unit}: {details}). ")
+    if len(wins) == len(pairs):
+        text += "The averaged weights win."
+    elif not wins:
+        text += "Averaging the weights does not help at this decay: the raw weights stay."
+    else:
+        text += "The verdict differs by model: each ships whichever run is better on validation."
+    if untried:
+        text += f" Not trained with the average yet: {', '.join(untried)}."
+    return text
+
+
+def _against_twins(task: str, runs: dict, campaign: int, field: str, twin_value):
+    """{arch: (campaign's sidecar, its twin's)} for each model whose run in ``campaign`` has a
+    twin with ``field`` at ``twin_value(arch)``, and the models the campaign plans but has not
+    paired yet."""
+    pairs, untried = {}, []
+    for arch, records in runs.items():
+        for number, meta, _ in records:
+            found = number == str(campaign) and twin(meta, records, field, twin_value(arch))
+            if found:
+                pairs[arch] = (meta, found[1])
+                break
+        else:
+            if plans(campaign, task, arch):
+                untried.append(arch)
+    return pairs, untried
+
+
+def _weigh(task: str, run: dict, other: dict):
+    """Both runs' validation figures in words (a classifier's accuracy at its kept epoch, a
+    predictor's loss) and whether ``run`` is the better."""
+    if task == "classify":
+        values = [meta["validation"]["accuracy"] for meta in (run, other)]
+        return f"{100 * values[0]:.2f} %", f"{100 * values[1]:.2f} %", values[0] > values[1]
+    values = [meta["validation"]["loss"] for meta in (run, other)]
+    return f"{values[0]:.4f}", f"{values[1]:.4f}", values[0] < values[1]
+
+
+def _tally(task: str, pairs: dict):
+    """The models whose campaign run beats its twin, and 'arch value against value; ...'."""
+    wins, details = [], []
+    for arch, (run, other) in pairs.items():
+        value, twin_value, better = _weigh(task, run, other)
+        wins += [arch] if better else []
+        details.append(f"{arch} {value} against {twin_value}")
+    return wins, "; ".join(details)
