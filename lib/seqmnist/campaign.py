@@ -66,10 +66,11 @@ THIRD_PREDICT_EPOCHS = 80
 SEEDS = {4: 1, 5: 2}
 # Campaigns 3-5 left the larger classifiers memorizing the training set (final training loss under
 # a tenth of the validation loss) with the 1x128 models below their bars on every seed, so
-# campaign 6 regularizes those that overfit: dropout before the head (and between stacked layers)
-# and shifts of up to 3 pixels.
+# campaign 6 regularizes them: dropout before the head (and between stacked layers) and shifts of
+# up to 3 pixels.
 REGULARIZED = 6
 REGULARIZED_FIELDS = dict(dropout=0.25, shift=3)
+REGULARIZED_ARCHS = ("lstm-1x128", "lstm-3x32", "gru-1x128", "gru-3x32")
 # The classifier sweep's best rate after two epochs, 3e-2, is three times the campaigns' 1e-2:
 # campaign 7 repeats campaign 3's classifiers at the sweep's best rate, to see whether a fast start
 # also ends better after a whole cosine schedule (it did not: each of its five runs ended below its
@@ -132,7 +133,7 @@ def recipe(task: str, arch: str, campaign: int | None = None) -> dict:
         fields["epochs"] = THIRD_PREDICT_EPOCHS
     if campaign in SEEDS:
         fields["seed"] = SEEDS[campaign]
-    if campaign == REGULARIZED and overfits(task, arch):
+    if campaign == REGULARIZED and plans(REGULARIZED, task, arch):
         fields.update(REGULARIZED_FIELDS)
     return fields
 
@@ -198,10 +199,15 @@ def campaign_plan(campaign: int, names: list[str] | None = None) -> list[dict]:
 
 
 def plans(campaign: int, task: str, arch: str) -> bool:
-    """Whether ``campaign`` trains the model at all: campaign 10 the predictors, campaign 11 the
-    predictors and the overfitting classifiers."""
-    return ((campaign != OWN_RATE or task in OWN_RATE_TASKS)
-            and (campaign != AVERAGED or task in OWN_RATE_TASKS or overfits(task, arch)))
+    """Whether ``campaign`` trains the model at all: campaign 6 the larger classifiers, campaign 10
+    the predictors, campaign 11 both (each a twin of its run there); the others every model."""
+    if campaign == REGULARIZED:
+        return task == "classify" and Architecture.parse(arch).name in REGULARIZED_ARCHS
+    if campaign == OWN_RATE:
+        return task in OWN_RATE_TASKS
+    if campaign == AVERAGED:
+        return plans(OWN_RATE, task, arch) or plans(REGULARIZED, task, arch)
+    return True
 
 
 def seeded_already(task: str, arch: str) -> bool:
