@@ -25,10 +25,21 @@ def twin(meta: dict, runs, field: str, value: float):
     def without_field(config):
         return {key: item for key, item in {**defaults, **config}.items() if key != field}
 
+    wanted = without_field(meta["config"])
     for campaign, other, _ in runs:
         config = {**defaults, **other["config"]}
-        if math.isclose(config[field], value) and without_field(config) == without_field(meta["config"]):
+        if math.isclose(config[field], value) and without_field(config) == wanted:
             return campaign, other
+    return None
+
+
+def first_pair(runs, candidate, field: str, value: float):
+    """The first of ``runs`` for which ``candidate(campaign, sidecar)`` holds and that has a twin
+    with ``field`` at ``value``, as ((campaign, sidecar), (campaign, sidecar)); None without."""
+    for campaign, meta, _ in runs:
+        found = candidate(campaign, meta) and twin(meta, runs, field, value)
+        if found:
+            return (campaign, meta), found
     return None
 
 
@@ -43,25 +54,23 @@ def learning_rate_note(record: dict, runs=()) -> str:
     if best == used:
         return note + f"After {epochs} epochs the sweep's lowest validation loss is at {used:g} too."
     note += f"After {epochs} epochs the sweep's lowest validation loss is at {best:g}, not {used:g}"
-    twins = next(((fast_campaign, fast, slow) for fast_campaign, fast, _ in runs
-                  if math.isclose(fast["config"]["lr"], best)
-                  and (slow := twin(fast, runs, "lr", used))), None)
+    twins = first_pair(runs, lambda _, meta: math.isclose(meta["config"]["lr"], best), "lr", used)
     if twins is None:
         run_epochs = recipe(task, f"lstm-1x{SWEPT_UNITS}")["epochs"]  # the shipped run's length
         return note + (
             f", but no campaign has trained at {best:g}: a sweep this short rewards a fast start, "
             f"not where the shipped run's {run_epochs}-epoch cosine schedule ends, so whether "
             f"{best:g} does better over a whole run is open.")
-    fast_campaign, fast, (slow_campaign, slow) = twins
+    (fast_campaign, fast), (slow_campaign, slow) = twins
     fast_value, slow_value, wins = _weigh(task, fast, slow)
     metric = "validation accuracy at its kept epoch" if task == "classify" else "validation loss"
     unit = "" if task == "classify" else " nats per pixel"
     verdict = "also wins" if wins else "does not win"
     return note + (
         f". Campaign {fast_campaign} trained {record['arch']} at {best:g} for a whole "
-        f"{fast['config']['epochs']}-epoch run: {metric} {fast_value}{unit}, against {slow_value}{unit} for "
-        f"campaign {slow_campaign} at {used:g} with every other setting equal, so the short "
-        f"sweep's best rate {verdict} a whole run.")
+        f"{fast['config']['epochs']}-epoch run: {metric} {fast_value}{unit}, against "
+        f"{slow_value}{unit} for campaign {slow_campaign} at {used:g} with every other setting "
+        f"equal, so the short sweep's best rate {verdict} a whole run.")
 
 
 def own_rate_verdict(task: str, runs: dict) -> str:
@@ -117,16 +126,17 @@ def _against_twins(task: str, runs: dict, campaign: int, field: str, twin_value)
     """{arch: (campaign's sidecar, its twin's)} for each model whose run in ``campaign`` has a
     twin with ``field`` at ``twin_value(arch)``, and the models the campaign plans but has not
     paired yet."""
+    def in_campaign(number, _):
+        return number == str(campaign)
+
     pairs, untried = {}, []
     for arch, records in runs.items():
-        for number, meta, _ in records:
-            found = number == str(campaign) and twin(meta, records, field, twin_value(arch))
-            if found:
-                pairs[arch] = (meta, found[1])
-                break
-        else:
-            if plans(campaign, task, arch):
-                untried.append(arch)
+        pair = first_pair(records, in_campaign, field, twin_value(arch))
+        if pair:
+            (_, run), (_, other) = pair
+            pairs[arch] = run, other
+        elif plans(campaign, task, arch):
+            untried.append(arch)
     return pairs, untried
 
 
