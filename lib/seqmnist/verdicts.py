@@ -82,19 +82,13 @@ def own_rate_verdict(task: str, runs: dict) -> str:
     if not pairs:
         return (f"No whole run at a model's own sweep rate has finished yet (campaign {OWN_RATE}): "
                 f"whether the sweeps' faster rates also win a whole {epochs}-epoch schedule is open.")
-    wins, details = _tally(task, pairs)
-    text = (f"Whole {epochs}-epoch runs at each model's own sweep rate (campaign {OWN_RATE}) end "
-            f"with a lower validation loss than their twins at the rule's rate for "
-            f"{len(wins) or 'none'} of {len(pairs)} models (nats per pixel: {details}). ")
-    if len(wins) == len(pairs):
-        text += "The sweeps' faster rates win whole runs too."
-    elif not wins:
-        text += "The sweeps' faster rates do not carry over to whole runs: the rule's rates stay."
-    else:
-        text += "The verdict differs by model: each ships whichever run is better on validation."
-    if untried:
-        text += f" Not trained at its own rate yet: {', '.join(untried)}."
-    return text
+    return _conclusion(task, pairs, untried,
+                  f"Whole {epochs}-epoch runs at each model's own sweep rate (campaign {OWN_RATE}) "
+                  f"end with a lower validation loss than their twins at the rule's rate",
+                  all_win="The sweeps' faster rates win whole runs too.",
+                  none_win="The sweeps' faster rates do not carry over to whole runs: the rule's "
+                           "rates stay.",
+                  not_yet="Not trained at its own rate yet")
 
 
 def averaged_verdict(task: str, runs: dict) -> str:
@@ -105,21 +99,14 @@ def averaged_verdict(task: str, runs: dict) -> str:
     if not pairs:
         return (f"No whole run with an exponential moving average of the weights (decay {decay:g}, "
                 f"campaign {AVERAGED}) has finished yet: whether averaging helps is open.")
-    wins, details = _tally(task, pairs)
     better = "lower validation loss" if task == "predict" else "higher validation accuracy"
-    unit = "nats per pixel" if task == "predict" else "accuracy at the kept epoch"
-    text = (f"With an exponential moving average of the weights (decay {decay:g}, campaign "
-            f"{AVERAGED}), whole runs end with a {better} than their twins without it for "
-            f"{len(wins) or 'none'} of {len(pairs)} models ({unit}: {details}). ")
-    if len(wins) == len(pairs):
-        text += "The averaged weights win."
-    elif not wins:
-        text += "Averaging the weights does not help at this decay: the raw weights stay."
-    else:
-        text += "The verdict differs by model: each ships whichever run is better on validation."
-    if untried:
-        text += f" Not trained with the average yet: {', '.join(untried)}."
-    return text
+    return _conclusion(task, pairs, untried,
+                  f"With an exponential moving average of the weights (decay {decay:g}, campaign "
+                  f"{AVERAGED}), whole runs end with a {better} than their twins without it",
+                  all_win="The averaged weights win.",
+                  none_win="Averaging the weights does not help at this decay: the raw weights "
+                           "stay.",
+                  not_yet="Not trained with the average yet")
 
 
 def _against_twins(task: str, runs: dict, campaign: int, field: str, twin_value):
@@ -150,11 +137,24 @@ def _weigh(task: str, run: dict, other: dict):
     return f"{values[0]:.4f}", f"{values[1]:.4f}", values[0] < values[1]
 
 
-def _tally(task: str, pairs: dict):
-    """The models whose campaign run beats its twin, and 'arch value against value; ...'."""
+def _conclusion(task: str, pairs: dict, untried: list, claim: str, all_win: str, none_win: str,
+           not_yet: str) -> str:
+    """'``claim`` for k of n models (each run against its twin).' and the conclusion that the
+    count draws, then the models not trained yet."""
     wins, details = [], []
     for arch, (run, other) in pairs.items():
         value, twin_value, better = _weigh(task, run, other)
         wins += [arch] if better else []
         details.append(f"{arch} {value} against {twin_value}")
-    return wins, "; ".join(details)
+    unit = "nats per pixel" if task == "predict" else "accuracy at the kept epoch"
+    count = f"{len(wins) or 'none'} of {len(pairs)} models"
+    text = f"{claim} for {count} ({unit}: {'; '.join(details)}). "
+    if len(wins) == len(pairs):
+        text += all_win
+    elif not wins:
+        text += none_win
+    else:
+        text += "The verdict differs by model: each ships whichever run is better on validation."
+    if untried:
+        text += f" {not_yet}: {', '.join(untried)}."
+    return text
