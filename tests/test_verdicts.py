@@ -6,7 +6,7 @@ from seqmnist import campaign, verdicts
 
 def _sidecar(lr: float, accuracy: float, **config) -> dict:
     return {"config": {"lr": lr, "epochs": 40, "shift": 2, **config},
-            "validation": {"accuracy": accuracy, "loss": 1 - accuracy}}
+            "validation": {"accuracy": accuracy, "loss": 1 - accuracy, "images": 5000}}
 
 
 def test_learning_rate_note_weighs_a_whole_run_at_the_sweeps_best_rate_against_its_twin():
@@ -54,8 +54,10 @@ def test_the_own_rate_verdict_follows_the_whole_runs_it_is_given():
     text = verdicts.own_rate_verdict("predict", runs({"lstm-1x32": 0.085, "gru-1x32": 0.080}))
     assert "for 2 of 2 models" in text and "lstm-1x32 0.0850 against 0.0900" in text
     assert "win whole runs too" in text and "Not trained" not in text
+    assert "The largest win: gru-1x32, by 11.11 % of its twin's loss." in text
     text = verdicts.own_rate_verdict("predict", runs({"lstm-1x32": 0.095, "gru-1x32": 0.099}))
     assert "for none of 2 models" in text and "rule's rates stay" in text
+    assert "largest win" not in text
     text = verdicts.own_rate_verdict("predict", runs({"lstm-1x32": 0.085}))
     assert "1 of 1" in text and "Not trained at its own rate yet: gru-1x32." in text
     text = verdicts.own_rate_verdict("predict", runs({"lstm-1x32": 0.085, "gru-1x32": 0.095}))
@@ -89,6 +91,10 @@ def test_the_averaged_verdict_weighs_each_run_with_an_ema_against_its_twin_witho
     assert "higher validation accuracy" in text and "for none of 1 models" in text
     assert "lstm-1x128 98.20 % against 98.50 %" in text and "raw weights stay" in text
     assert "Not trained" not in text   # campaign 11 does not plan the 1x32 classifiers
+    runs["lstm-1x128"][1] = ("11", {**averaged, "validation": {**averaged["validation"],
+                                                               "accuracy": 0.987}}, False)
+    text = verdicts.averaged_verdict("classify", runs)
+    assert "for 1 of 1 models" in text and "by 10 of 5,000 validation images." in text
     runs["lstm-1x128"][0] = ("6", classifier(0.985, seed=1), True)   # no twin: another seed
     assert verdicts.averaged_verdict("classify", runs).startswith("No whole run")
 

@@ -62,10 +62,10 @@ def learning_rate_note(record: dict, runs=()) -> str:
             f"not where the shipped run's {run_epochs}-epoch cosine schedule ends, so whether "
             f"{best:g} does better over a whole run is open.")
     (fast_campaign, fast), (slow_campaign, slow) = twins
-    fast_value, slow_value, wins = _weigh(task, fast, slow)
+    fast_value, slow_value, margin, _ = _weigh(task, fast, slow)
     metric = "validation accuracy at its kept epoch" if task == "classify" else "validation loss"
     unit = "" if task == "classify" else " nats per pixel"
-    verdict = "also wins" if wins else "does not win"
+    verdict = "also wins" if margin > 0 else "does not win"
     return note + (
         f". Campaign {fast_campaign} trained {record['arch']} at {best:g} for a whole "
         f"{fast['config']['epochs']}-epoch run: {metric} {fast_value}{unit}, against "
@@ -129,22 +129,27 @@ def _against_twins(task: str, runs: dict, campaign: int, field: str, twin_value)
 
 def _weigh(task: str, run: dict, other: dict):
     """Both runs' validation figures in words (a classifier's accuracy at its kept epoch, a
-    predictor's loss) and whether ``run`` is the better."""
+    predictor's loss) and how much ``run`` beats ``other`` (negative: loses), in words too."""
     if task == "classify":
         values = [meta["validation"]["accuracy"] for meta in (run, other)]
-        return f"{100 * values[0]:.2f} %", f"{100 * values[1]:.2f} %", values[0] > values[1]
+        images = run["validation"]["images"]
+        margin = round((values[0] - values[1]) * images)
+        return (f"{100 * values[0]:.2f} %", f"{100 * values[1]:.2f} %", margin,
+                f"{margin} of {images:,} validation images")
     values = [meta["validation"]["loss"] for meta in (run, other)]
-    return f"{values[0]:.4f}", f"{values[1]:.4f}", values[0] < values[1]
+    margin = (values[1] - values[0]) / values[1]
+    return f"{values[0]:.4f}", f"{values[1]:.4f}", margin, f"{100 * margin:.2f} % of its twin's loss"
 
 
 def _conclusion(task: str, pairs: dict, untried: list, claim: str, all_win: str, none_win: str,
-           not_yet: str) -> str:
-    """'``claim`` for k of n models (each run against its twin).' and the conclusion that the
-    count draws, then the models not trained yet."""
+                not_yet: str) -> str:
+    """'``claim`` for k of n models (each run against its twin).', the conclusion that the count
+    draws and the largest win, then the models not trained yet."""
     wins, details = [], []
     for arch, (run, other) in pairs.items():
-        value, twin_value, better = _weigh(task, run, other)
-        wins += [arch] if better else []
+        value, twin_value, margin, margin_words = _weigh(task, run, other)
+        if margin > 0:
+            wins.append((margin, arch, margin_words))
         details.append(f"{arch} {value} against {twin_value}")
     unit = "nats per pixel" if task == "predict" else "accuracy at the kept epoch"
     count = f"{len(wins) or 'none'} of {len(pairs)} models"
@@ -155,6 +160,9 @@ def _conclusion(task: str, pairs: dict, untried: list, claim: str, all_win: str,
         text += none_win
     else:
         text += "The verdict differs by model: each ships whichever run is better on validation."
+    if wins:
+        _, arch, margin_words = max(wins)
+        text += f" The largest win: {arch}, by {margin_words}."
     if untried:
         text += f" {not_yet}: {', '.join(untried)}."
     return text
