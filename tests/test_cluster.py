@@ -116,7 +116,7 @@ def test_a_failed_run_is_retried_and_reported_and_a_diverged_one_is_not(mini_cam
              "optimizer": "sgd", "lr": 9.9, "weight_decay": 1000.0, "clip": 0.0,
              "schedule": "constant", "warmup_steps": 0})])
     logs = mini_campaign / "logs"
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as running:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as running:
         cluster.run_campaign(budget_minutes=5, chunk_epochs=2, log_dir=logs, retries=1,
                              scheduler=running.scheduler_address)
     output = capsys.readouterr().out
@@ -135,7 +135,7 @@ def test_a_run_folder_in_use_is_reported_as_locked(mini_campaign):
 
     folder = mini_campaign / "weights" / "checkpoints" / "classify-lstm-1x4"
     with _run_dir_lock(folder), Client(processes=False, n_workers=1, threads_per_worker=1,
-                                       dashboard_address=None) as client:
+                                       dashboard_address=":0") as client:
         assert cluster.run_folder_in_use(folder)
         command = ["campaign", "worker", "classify-lstm-1x4", "--until-epoch", "1"]
         outcome = client.submit(cluster.train_task, "classify-lstm-1x4", command, 1,

@@ -126,7 +126,8 @@ def slurm_cluster(jobs: SlurmJobs, gpu_slots: int = 0, threads: int | None = Non
         worker_extra_args=["--resources", f"gpu_slot={runs}"] if jobs.gpus else [],
         job_script_prologue=[f"cd {shlex.quote(str(ROOT))}",
                              f"export PYTHONPATH={shlex.quote(str(LIB))}${{PYTHONPATH:+:$PYTHONPATH}}"],
-        python=sys.executable, log_directory=str(build_dir() / "slurm-logs"))
+        python=sys.executable, log_directory=str(build_dir() / "slurm-logs"),
+        scheduler_options={"dashboard_address": ":0"})   # a free port, as engine's LocalCluster
 
 
 def worker_gpu(worker_name, gpus: int, visible: str | None) -> str | None:
@@ -266,8 +267,10 @@ def engine(workers: int, gpu_slots: int, threads: int | None, scheduler: str | N
         cluster.scale(jobs=slurm.jobs)
         threads = threads or slurm.threads_per_run(gpu_slots)
     else:
+        # ":0": the scheduler's HTTP server on a free port (None still takes 8787, and a second
+        # campaign or sweep on the machine warned that the port was in use)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=max(1, gpu_slots),
-                               processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                               processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
                                resources={"gpu_slot": gpu_slots} if gpu_slots else None)
         threads = threads or threads_per_run(workers * max(1, gpu_slots))
     with cluster, Client(cluster) as client:
