@@ -153,7 +153,7 @@ def _conclusion(task: str, pairs: dict, untried: list, claim: str, all_win: str,
         details.append(f"{arch} {value} against {twin_value}")
     unit = "nats per pixel" if task == "predict" else "accuracy at the kept epoch"
     count = f"{len(wins) or 'none'} of {len(pairs)} models"
-    text = f"{claim} for {count} ({unit}: {'; '.join(details)}). "
+    text = f"{claim} for {count}, one seed each ({unit}: {'; '.join(details)}). "
     if len(wins) == len(pairs):
         text += all_win
     elif not wins:
