@@ -5,7 +5,8 @@ from seqmnist import campaign, verdicts
 
 
 def _sidecar(lr: float, accuracy: float, **config) -> dict:
-    return {"config": {"lr": lr, "epochs": 40, "shift": 2, **config},
+    return {"task": "classify", "architecture": "lstm-1x64",
+            "config": {"lr": lr, "epochs": 40, "shift": 2, **config},
             "validation": {"accuracy": accuracy, "loss": 1 - accuracy, "images": 5000}}
 
 
@@ -65,7 +66,8 @@ def test_the_own_rate_verdict_follows_the_whole_runs_it_is_given():
 
 
 def _predictor(lr: float, loss: float, **config) -> dict:
-    return {"config": {"lr": lr, "epochs": 80, "shift": 0, "seed": 0, "ema": 0.0, **config},
+    return {"task": "predict", "architecture": "lstm-1x32",
+            "config": {"lr": lr, "epochs": 80, "shift": 0, "seed": 0, "ema": 0.0, **config},
             "validation": {"loss": loss}}
 
 

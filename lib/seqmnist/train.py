@@ -110,11 +110,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def full_config(meta: dict) -> dict:
+    """The whole config of a sidecar's run: TrainConfig's defaults fill the fields that older
+    sidecars lack, so runs recorded before an option existed compare equal to runs without it."""
+    return TrainConfig(**{"task": meta["task"], "arch": meta["architecture"],
+                          **meta["config"]}).to_dict()
+
+
 def recipe_without_seed(meta: dict) -> dict:
-    """The full config of a sidecar's run without its seed: two runs of one recipe compare equal.
-    TrainConfig's defaults fill the fields that older sidecars lack."""
-    config = TrainConfig(**{"task": meta["task"], "arch": meta["architecture"],
-                            **meta["config"]}).to_dict()
+    """The full config of a sidecar's run without its seed: two runs of one recipe compare equal."""
+    config = full_config(meta)
     config.pop("seed")
     return config
 

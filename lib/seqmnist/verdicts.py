@@ -8,27 +8,20 @@ changes when the records do.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from .campaign import (AVERAGED, AVERAGED_FIELDS, OWN_RATE, SWEPT_LR, SWEPT_UNITS, plans, recipe)
-from .train import TrainConfig
+from .train import full_config
 
 
 def twin(meta: dict, runs, field: str, value: float):
-    """The first of ``runs`` ([(campaign, sidecar, ships)]) whose config equals ``meta``'s but has
-    ``field`` at ``value``, as (campaign, sidecar); None without one. TrainConfig's defaults fill
-    the fields that older sidecars lack."""
-    defaults = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)
-                if spec.default is not dataclasses.MISSING}
-
-    def without_field(config):
-        return {key: item for key, item in {**defaults, **config}.items() if key != field}
-
-    wanted = without_field(meta["config"])
+    """The first of ``runs`` ([(campaign, sidecar, ships)]) whose config (``train.full_config``)
+    equals ``meta``'s but has ``field`` at ``value``, as (campaign, sidecar); None without one."""
+    wanted = full_config(meta)
+    wanted.pop(field)
     for campaign, other, _ in runs:
-        config = {**defaults, **other["config"]}
-        if math.isclose(config[field], value) and without_field(config) == wanted:
+        config = full_config(other)
+        if math.isclose(config.pop(field), value) and config == wanted:
             return campaign, other
     return None
 
