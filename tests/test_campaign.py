@@ -406,3 +406,7 @@ def test_campaigns_8_and_9_give_each_shipped_recipe_seeds_1_and_2_where_it_lacks
                     assert plan[name] == {"task": task, "arch": arch,
                                           **campaign.recipe(task, arch), "seed": seed}
         assert "classify-gru-3x32" not in plan and "classify-gru-1x128" in plan  # ships campaign 6
+    for name, repeated in campaign.SEEDED_FROM.items():   # a seed run ships: it repeats a recipe
+        task, arch = name.split("-", 1)
+        seed = campaign.SHIPPED_SEEDS[campaign.SHIPPED_CAMPAIGN[name]]
+        assert campaign.recipe(task, arch) == {**campaign.recipe(task, arch, repeated), "seed": seed}
