@@ -13,6 +13,15 @@ import math
 from .campaign import (AVERAGED, AVERAGED_FIELDS, OWN_RATE, SWEPT_LR, SWEPT_UNITS, plans, recipe)
 from .train import full_config
 
+# How each task's validation figure reads: a classifier's accuracy at its kept epoch (higher is
+# better), a predictor's loss in nats per pixel (lower is better).
+FIGURE_WORDS = {
+    "classify": dict(metric="validation accuracy at its kept epoch", unit="",
+                     better="higher validation accuracy", scale="accuracy at the kept epoch"),
+    "predict": dict(metric="validation loss", unit=" nats per pixel",
+                    better="lower validation loss", scale="nats per pixel"),
+}
+
 
 def twin(meta: dict, runs, field: str, value: float):
     """The first of ``runs`` ([(campaign, sidecar, ships)]) whose config (``train.full_config``)
@@ -56,8 +65,7 @@ def learning_rate_note(record: dict, runs=()) -> str:
             f"{best:g} does better over a whole run is open.")
     (fast_campaign, fast), (slow_campaign, slow) = twins
     fast_value, slow_value, margin, _ = _weigh(task, fast, slow)
-    metric = "validation accuracy at its kept epoch" if task == "classify" else "validation loss"
-    unit = "" if task == "classify" else " nats per pixel"
+    metric, unit = FIGURE_WORDS[task]["metric"], FIGURE_WORDS[task]["unit"]
     verdict = "also wins" if margin > 0 else "does not win"
     return note + (
         f". Campaign {fast_campaign} trained {record['arch']} at {best:g} for a whole "
@@ -92,10 +100,10 @@ def averaged_verdict(task: str, runs: dict) -> str:
     if not pairs:
         return (f"No whole run with an exponential moving average of the weights (decay {decay:g}, "
                 f"campaign {AVERAGED}) has finished yet: whether averaging helps is open.")
-    better = "lower validation loss" if task == "predict" else "higher validation accuracy"
     return _conclusion(task, pairs, untried,
                   f"With an exponential moving average of the weights (decay {decay:g}, campaign "
-                  f"{AVERAGED}), whole runs end with a {better} than their twins without it",
+                  f"{AVERAGED}), whole runs end with a {FIGURE_WORDS[task]['better']} than their "
+                  f"twins without it",
                   all_win="The averaged weights win.",
                   none_win="Averaging the weights does not help at this decay: the raw weights "
                            "stay.",
@@ -144,9 +152,9 @@ def _conclusion(task: str, pairs: dict, untried: list, claim: str, all_win: str,
         if margin > 0:
             wins.append((margin, arch, margin_words))
         details.append(f"{arch} {value} against {twin_value}")
-    unit = "nats per pixel" if task == "predict" else "accuracy at the kept epoch"
     count = f"{len(wins) or 'none'} of {len(pairs)} models"
-    text = f"{claim} for {count}, one seed each ({unit}: {'; '.join(details)}). "
+    scale = FIGURE_WORDS[task]["scale"]
+    text = f"{claim} for {count}, one seed each ({scale}: {'; '.join(details)}). "
     if len(wins) == len(pairs):
         text += all_win
     elif not wins:
