@@ -423,3 +423,18 @@ def test_an_averaged_run_ships_the_moving_average_of_its_weights_and_resumes_exa
     averaged = {k.removeprefix("module."): v for k, v in a["average"].items() if k != "n_averaged"}
     assert whole.best_epoch == whole.epoch   # improves to the end: ships the last average
     assert all(torch.equal(v, averaged[k]) for k, v in shipped.items())
+
+
+def test_the_average_of_a_batch_normalized_cnn_carries_running_statistics(tmp_path, mnist):
+    """The average keeps the raw model's buffers (AveragedModel's default): the shipped CNN's
+    batch norms hold statistics of the training images, not their initial mean 0 and variance 1,
+    and the weights load back with them."""
+    config = TrainConfig(**dict(TINY, arch="cnn", epochs=1, ema=0.9))
+    train(config, tmp_path / "run", tmp_path / "cnn.safetensors", progress=False, mnist=mnist)
+    shipped = load_file(tmp_path / "cnn.safetensors")
+    means = [v for k, v in shipped.items() if k.endswith("running_mean")]
+    variances = [v for k, v in shipped.items() if k.endswith("running_var")]
+    assert len(means) == 3 and all(m.abs().max() > 1e-3 for m in means)
+    assert all(not torch.allclose(v, torch.ones_like(v)) for v in variances)
+    model, _ = load_weights(tmp_path / "cnn.safetensors")
+    assert torch.equal(model.net[1].running_mean, means[0])

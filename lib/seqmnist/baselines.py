@@ -25,6 +25,11 @@ def images_from_sequence(x: torch.Tensor) -> torch.Tensor:
     return x.squeeze(-1).t().reshape(-1, 1, 28, 28)
 
 
+def conv_bn_relu(inputs: int, outputs: int) -> list[nn.Module]:
+    """A 3x3 convolution that keeps the size, batch norm (which makes its bias redundant), ReLU."""
+    return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU()]
+
+
 class WholeImageClassifier(nn.Module):
     task = "classify"
 
@@ -35,10 +40,10 @@ class WholeImageClassifier(nn.Module):
             self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Dropout(dropout),
                                      nn.Linear(512, 512), nn.ReLU(), nn.Dropout(dropout),
                                      nn.Linear(512, 10))
-        else:  # two conv-pool blocks and a small dense head (about 3.8 M multiply-adds per image)
+        else:  # three batch-normalized 3x3 convolutions in two pooled blocks, a small dense head
             self.net = nn.Sequential(
-                nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                *conv_bn_relu(1, 32), nn.MaxPool2d(2),
+                *conv_bn_relu(32, 64), *conv_bn_relu(64, 64), nn.MaxPool2d(2),
                 nn.Flatten(), nn.Dropout(dropout), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
                 nn.Dropout(dropout), nn.Linear(128, 10))
 

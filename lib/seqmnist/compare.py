@@ -129,8 +129,8 @@ def _recurrent_step_macs(core) -> int:
 def multiply_adds(model: nn.Module, steps: int = 784) -> int:
     """Multiply-adds of the weight products for one image (``steps`` pixels, one at a time for a
     recurrent model), counted by hooks on the modules that one forward pass calls: linear and
-    convolution layers, and recurrent cores per step. Biases, element-wise gate arithmetic,
-    nonlinearities and pooling are not counted."""
+    convolution layers, and recurrent cores per step. Biases, batch norm (element-wise at
+    inference), gate arithmetic, nonlinearities and pooling are not counted."""
     from .models import RecurrentCore
 
     cores = [m for m in model.modules() if isinstance(m, RecurrentCore)]
