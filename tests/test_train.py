@@ -300,6 +300,26 @@ def test_sweeping_more_rates_extends_the_record_without_retraining(tmp_path):
         sweep("predict", "gru-1x8", rates=(1e-2,), epochs=2, out_dir=tmp_path, **tiny)
 
 
+def test_a_sweep_refuses_to_extend_a_record_of_a_model_the_code_has_changed_since(tmp_path):
+    """The record names its model's parameter count: the same recipe on a changed network (as
+    when the CNN gained a convolution) must not keep the old network's rates as recorded."""
+    import json
+
+    from seqmnist.models import build_model, parameter_count
+    from seqmnist.sweep import sweep
+
+    tiny = {k: v for k, v in TINY.items() if k not in ("task", "arch", "epochs", "lr")}
+    record = sweep("predict", "gru-1x8", rates=(3e-2,), epochs=1, out_dir=tmp_path, threads=1, **tiny)
+    assert record["parameters"] == parameter_count(build_model("predict", "gru-1x8"))
+    path = tmp_path / "predict-gru-1x8.json"
+    changed = json.loads(path.read_text())
+    changed["parameters"] += 1
+    path.write_text(json.dumps(changed))
+    with pytest.raises(ConfigError, match=f"{changed['parameters']:,}-parameter gru-1x8"):
+        sweep("predict", "gru-1x8", rates=(1e-3, 3e-2), epochs=1, out_dir=tmp_path, **tiny)
+    assert json.loads(path.read_text()) == changed   # refused, not rewritten
+
+
 def test_a_sweep_trains_the_middle_of_its_grid_first_and_skips_recorded_rates():
     from seqmnist.sweep import training_order
 

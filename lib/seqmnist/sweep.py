@@ -7,7 +7,9 @@ the results come back through files. Each candidate is an ordinary resumable run
 sweep continues where it stopped); the record ``<out_dir>/<task>-<arch>.json`` keeps every
 candidate's validation curve for the notebooks to plot. It is written as each rate's run ends,
 and that rate's folder deleted, so a sweep stopped or failing midway keeps the rates it finished.
-Sweeping again with more rates extends the record: rates already recorded are not retrained.
+Sweeping again with more rates extends the record: rates already recorded are not retrained. A
+record names its model's parameter count, so a record of a model whose code has changed since is
+refused, not extended.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from . import cluster
 from .data import atomic_write_bytes
 from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .models import build_model, parameter_count
 from .notebook import progress as progress_bar
 from .paths import weights_dir
 from .train import TrainConfig, train
@@ -47,10 +50,18 @@ def sweep(task: str, arch: str, rates=DEFAULT_RATES, epochs: int = 2, out_dir: P
     validation scores), not raised nor retried."""
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir()
     recipe = TrainConfig(task=task, arch=arch, epochs=epochs, **config_overrides)
+    parameters = parameter_count(build_model(recipe.task, recipe.arch, recipe.dropout, recipe.init))
     record = load_sweep(recipe.task, recipe.arch, out_dir) or {
-        "task": recipe.task, "arch": recipe.arch, "epochs": epochs, "candidates": []}
+        "task": recipe.task, "arch": recipe.arch, "epochs": epochs, "parameters": parameters,
+        "candidates": []}
     for candidate in record["candidates"]:
         _check_same_recipe(TrainConfig(**candidate["config"]), recipe, out_dir)
+    if record.get("parameters", parameters) != parameters:   # the code's model changed since
+        raise ConfigError(
+            f"the sweep record {out_dir / (recipe.name + '.json')} was made for a "
+            f"{record['parameters']:,}-parameter {recipe.arch}, not this code's {parameters:,}: "
+            "move it away to sweep the new model")
+    record["parameters"] = parameters
     recorded = {candidate["lr"] for candidate in record["candidates"]}
     configs = [dataclasses.replace(recipe, lr=lr) for lr in training_order(rates, recorded)]
     unwritten = []   # rates ended but not yet in the written record (all diverged so far)
