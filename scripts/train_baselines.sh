@@ -2,7 +2,7 @@
 # The whole-image baselines' final recipe (campaign.BASELINE_RECIPE: the sweeps' best rate 3e-3,
 # shifts of up to 2 pixels, dropout 0.25, 30 epochs, an EMA of the weights, highest validation
 # accuracy kept), seeds 0 to 2 unless SEEDS says otherwise, into
-# weights/sweeps/baselines/seed<N>/baselines/. About 35 minutes per CNN seed and 4 per MLP seed
+# weights/sweeps/baselines/seed<N>/baselines/. About 30 minutes per CNN seed and 4 per MLP seed
 # on one core. Then: python -m seqmnist evaluate --weights-dir weights/sweeps/baselines/seed<N>
 # --splits test scores each seed, and python -m seqmnist campaign ship ships each baseline's seed
 # best on validation.

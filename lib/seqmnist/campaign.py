@@ -255,8 +255,8 @@ def seeded_already(task: str, arch: str) -> bool:
 # under shifts and dropout stayed at its validation accuracy, so it lacked capacity, not epochs.
 # The CNN now has a third convolution and batch norm (baselines.py; about 2.7 times the
 # multiply-adds): its own sweep (3 epochs) again put the best rate at 3e-3, and seeds 0 to 2 end
-# at 99.48 to 99.60 % on validation and 99.42 to 99.48 % on test (about 35 minutes each on one
-# core). The MLP keeps its five seeds.
+# at 99.48 to 99.60 % on validation and 99.42 to 99.48 % on test (0.47 to 0.55 training hours
+# each on one core, beside another run). The MLP keeps its five seeds.
 BASELINE_SEEDS_DIR = Path("sweeps") / "baselines"   # seed<N>/ under weights/, each with its metrics
 BASELINE_RECIPE = dict(lr=3e-3, epochs=30, dropout=0.25, shift=2, warmup_steps=100, ema=0.999,
                        select="accuracy")
