@@ -2,8 +2,8 @@
 # Train every unfinished run of one or more campaigns at once on a GPU, each to its last epoch:
 # `campaign run` on a local Dask cluster of one worker whose WORKERS runs share the card, their
 # small kernels side by side under CUDA MPS. With SNAPSHOT_DIR, each weights folder (checkpoints
-# included) is packed there every 45 s and at the end, so that a machine taken back mid-run still
-# returns its progress.
+# included) is packed there every SNAPSHOT_SECONDS (45) and at the end, so that a machine taken
+# back mid-run still returns its progress.
 #
 #   scripts/campaign_gpu.sh BUDGET_MINUTES [SNAPSHOT_DIR [CAMPAIGN_DIR...]]
 #
@@ -20,6 +20,7 @@ snapshots=${2:-}
 shift $(($# < 2 ? $# : 2))
 device=${DEVICE:-cuda}
 workers=${WORKERS:-16}
+every=${SNAPSHOT_SECONDS:-45}
 python=${PYTHON:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # The package need not be installed; the allocator re-exec is a CPU-only speed-up.
@@ -40,16 +41,25 @@ for folder in "$@"; do
 done
 [ $campaign_folders -gt 0 ] || folders=("${SEQMNIST_WEIGHTS:-$repo/weights}")
 
-snapshot() {
+snapshot() {  # fails when a folder could not be packed; the previous archive of it stays
     [ -n "$snapshots" ] || return 0
     mkdir -p "$snapshots"
-    local folder partial
+    local folder partial status failed=0
     for folder in "${folders[@]}"; do
-        # tar exits 1 when a file changed while read (a worker saving): the archive is still usable
+        [ -d "$folder" ] || continue   # a runner still starting has not created it yet
         partial="$snapshots/.$(basename "$folder").$BASHPID.tgz"
-        tar czf "$partial" -C "$(dirname "$folder")" "$(basename "$folder")" || [ $? -eq 1 ]
-        mv "$partial" "$snapshots/$(basename "$folder").tgz"
+        # tar exits 1 when a file changed while read (a worker saving): the archive is still usable
+        status=0
+        tar czf "$partial" -C "$(dirname "$folder")" "$(basename "$folder")" || status=$?
+        if [ $status -le 1 ]; then
+            mv "$partial" "$snapshots/$(basename "$folder").tgz"
+        else
+            rm -f "$partial"
+            echo "[campaign_gpu] could not pack $folder (tar status $status)" >&2
+            failed=1
+        fi
     done
+    return $failed
 }
 
 use_folder() {  # the campaign of one weights folder (its runner writes the status table)
@@ -72,15 +82,16 @@ if [ "$device" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null; then
 fi
 
 # the sleep runs in the background so that TERM ends the looper (and its sleep) at once: an
-# orphaned sleep would hold the caller's output open for up to 45 s. A snapshot under way when
-# TERM comes is finished first (else its partial archive would be left behind).
+# orphaned sleep would hold the caller's output open for up to SNAPSHOT_SECONDS. A snapshot under
+# way when TERM comes is finished first (else its partial archive would be left behind), and one
+# that fails leaves the looper running: the next one retries.
 (
     stopping=
     trap 'stopping=1; kill $pause 2>/dev/null || true' TERM
     while [ -z "$stopping" ]; do
-        sleep 45 & pause=$!
+        sleep "$every" & pause=$!
         wait $pause || true
-        [ -n "$stopping" ] || snapshot
+        [ -n "$stopping" ] || snapshot || true
     done
 ) &
 looper=$!
@@ -112,5 +123,5 @@ for runner in "${runners[@]}"; do
 done
 kill "$looper" 2>/dev/null || true
 wait "$looper" 2>/dev/null || true
-snapshot
+snapshot || failed=1
 exit $failed

@@ -260,12 +260,15 @@ def test_ship_takes_the_baselines_seed_best_on_validation_of_the_declared_recipe
 
 def test_gpu_campaign_script_trains_and_packs_the_weights(mini_campaign):
     """scripts/campaign_gpu.sh, run on the CPU: the campaign finishes and its snapshot holds the
-    final weights and the status."""
+    final weights and the status. Snapshots every second start before the runner has created the
+    weights folder and go on while workers save and remove checkpoints: none may stop the
+    snapshots or leave a partial archive behind."""
     import tarfile
 
     from seqmnist.paths import ROOT
 
-    env = {**os.environ, "DEVICE": "cpu", "WORKERS": "2", "PYTHON": sys.executable}
+    env = {**os.environ, "DEVICE": "cpu", "WORKERS": "2", "PYTHON": sys.executable,
+           "SNAPSHOT_SECONDS": "1"}
     done = subprocess.run(["bash", str(ROOT / "scripts" / "campaign_gpu.sh"), "2",
                            str(mini_campaign / "out")], env=env, capture_output=True, text=True,
                           timeout=300)
@@ -275,7 +278,7 @@ def test_gpu_campaign_script_trains_and_packs_the_weights(mini_campaign):
     assert {"weights/classify/lstm-1x4.safetensors", "weights/predict/gru-1x4.json",
             "weights/campaign_status.md"} <= names
     assert not any("checkpoints/" in name for name in names if name.endswith(".pt"))
-    assert not list((mini_campaign / "out").glob(".weights.*"))
+    assert not list((mini_campaign / "out").glob(".weights.*")), done.stderr
 
 
 def test_gpu_campaign_script_trains_campaign_folders_side_by_side(tmp_path):
