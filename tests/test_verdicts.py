@@ -112,3 +112,36 @@ def test_committed_records_settle_the_classifier_sweeps_open_question():
     assert f"Campaign {campaign.SWEEP_BEST} trained lstm-1x64 at {record['best_lr']:g}" in note
 
 
+
+
+def _seeds(tests: list[float], shipped: int, metric: str = "accuracy") -> list[dict]:
+    return [{"seed": seed, "test": {metric: value}, "ships": seed == shipped}
+            for seed, value in enumerate(tests)]
+
+
+def test_the_selection_verdict_follows_the_seed_runs_it_is_given():
+    """Made-up seed runs: the words for the shipped seed's luck and for overlapping ranges change
+    with the figures."""
+    assert verdicts.selection_verdict("classify", {"mlp": _seeds([0.98], 0)}).startswith(
+        "No recipe has several seeds")
+    lucky = {"lstm-1x32": _seeds([0.970, 0.980, 0.975], 1),      # best on test, +0.50 points
+             "gru-1x32": _seeds([0.978, 0.986, 0.982], 0)}       # overlaps, ships its worst
+    text = verdicts.selection_verdict("classify", lucky)
+    assert "For 1 of the 2 recipes with several seeds, that seed is also the best on test " \
+           "(lstm-1x32)" in text
+    assert "0.05 points better" in text and "most for lstm-1x32: 0.50 points, 1.0 sd" in text
+    assert "choosing among seeds flatters the shipped figure" in text
+    assert "Seed ranges overlap for lstm-1x32 and gru-1x32: one run" in text
+    lucky["lstm-1x64"] = _seeds([0.976, 0.979], 0)
+    assert "overlap for lstm-1x32 and gru-1x32, for lstm-1x32 and lstm-1x64 and for gru-1x32 " \
+           "and lstm-1x64:" in verdicts.selection_verdict("classify", lucky)
+    apart = {"lstm-1x32": _seeds([0.970, 0.980, 0.975], 0),
+             "gru-1x32": _seeds([0.990, 0.992, 0.994], 2)}
+    text = verdicts.selection_verdict("classify", apart)
+    assert "(gru-1x32)" in text and "0.15 points worse" in text and "did not flatter" in text
+    assert "No two of these recipes' seed ranges overlap" in text
+    predictor = {"lstm-1x32": _seeds([0.0900, 0.0950, 0.1000], 0, "loss")}
+    text = verdicts.selection_verdict("predict", predictor)
+    assert "lstm-1x32 is the only recipe with several seeds" in text
+    assert "also the best on test" in text and "0.0050 nats per pixel better" in text
+    assert "+1.0 sd" in text and "overlap" not in text

@@ -167,3 +167,60 @@ def _conclusion(task: str, pairs: dict, untried: list, claim: str, all_win: str,
     if untried:
         text += f" {not_yet}: {', '.join(untried)}."
     return text
+
+
+def selection_verdict(task: str, seeds: dict) -> str:
+    """What choosing one seed on validation does to the shipped figure, from the seed runs of each
+    recipe (``seeds``: name -> ``results.seed_runs``): how often the seed best on validation is
+    also best on test, how far the shipped test figure lies from its recipe's mean, and which
+    recipes' seed ranges overlap, so that one run of each cannot rank them."""
+    import numpy as np
+
+    metric, sign, scale, unit, digits = (("accuracy", 1, 100, " points", 2) if task == "classify"
+                                         else ("loss", -1, 1, " nats per pixel", 4))
+    models = {name: runs for name, runs in seeds.items()
+              if len(runs) >= 2 and any(run["ships"] for run in runs)}
+    if not models:
+        return "No recipe has several seeds with its shipped run among them yet."
+    also_best, gains, ranges = [], {}, {}
+    for name, runs in models.items():
+        test = np.array([run["test"][metric] for run in runs])
+        shipped = next(run["test"][metric] for run in runs if run["ships"])
+        if sign * shipped == (sign * test).max():
+            also_best.append(name)
+        # How much better than the recipe's mean the shipped figure is, in its unit and in sds.
+        gain = sign * scale * (shipped - test.mean())
+        gains[name] = (gain, gain / (scale * test.std(ddof=1) or math.inf))
+        ranges[name] = (test.min(), test.max())
+    if len(models) == 1:
+        (name,) = models
+        text = (f"Each model ships its seed best on validation. {name} is the only recipe with "
+                f"several seeds, and its seed best on validation is "
+                f"{'also' if also_best else 'not'} the best on test. ")
+    else:
+        text = (f"Each model ships its seed best on validation. For {len(also_best) or 'none'} of "
+                f"the {len(models)} recipes with several seeds, that seed is also the best on test"
+                f"{' (' + ', '.join(also_best) + ')' if also_best else ''}. ")
+    mean_gain = float(np.mean([gain for gain, _ in gains.values()]))
+    text += (f"{'On average the' if len(models) > 1 else 'The'} shipped test figure is "
+             f"{abs(mean_gain):.{digits}f}{unit} {'better' if mean_gain >= 0 else 'worse'} than "
+             f"its recipe's mean over seeds")
+    name, (gain, in_sds) = max(gains.items(), key=lambda item: item[1][0])
+    if len(models) > 1 and gain > 0:
+        text += f" (most for {name}: {gain:.{digits}f}{unit}, {in_sds:.1f} sd of its seeds)"
+    elif len(models) == 1:
+        text += f" ({in_sds:+.1f} sd of its seeds)"
+    text += (": choosing among seeds flatters the shipped figure, and the mean over seeds is what "
+             "the recipe itself gives." if mean_gain > 0 else
+             ": here choosing among seeds did not flatter the shipped figure.")
+    names = list(ranges)
+    overlapping = [f"{a} and {b}" for i, a in enumerate(names) for b in names[i + 1:]
+                   if ranges[a][0] <= ranges[b][1] and ranges[b][0] <= ranges[a][1]]
+    if overlapping:
+        pairs = ", for ".join(overlapping[:-1]) + (" and for " if len(overlapping) > 1 else "")
+        text += (f" Seed ranges overlap for {pairs}{overlapping[-1]}: one run of each cannot "
+                 f"rank them.")
+    elif len(names) > 1:
+        text += (" No two of these recipes' seed ranges overlap: every seed of the better recipe "
+                 "beats every seed of the other.")
+    return text
