@@ -1,9 +1,10 @@
 """What the campaigns' whole runs say, in words for the notebooks and the report.
 
-Each verdict weighs a run against its twin: a finished run of the same model whose recipe differs
+Most verdicts weigh a run against its twin: a finished run of the same model whose recipe differs
 in one setting only (the peak learning rate, or the EMA of the weights). The words come from the
 records (``results.campaign_runs``: architecture -> [(campaign, sidecar, ships)]), so a verdict
-changes when the records do.
+changes when the records do. ``selection_verdict`` weighs instead the runs of one recipe that
+differ only by their seed (``results.seed_runs``).
 """
 
 from __future__ import annotations
@@ -192,15 +193,14 @@ def selection_verdict(task: str, seeds: dict) -> str:
         gain = sign * scale * (shipped - test.mean())
         gains[name] = (gain, gain / (scale * test.std(ddof=1) or math.inf))
         ranges[name] = (test.min(), test.max())
+    text = "Each model ships its seed best on validation. "
     if len(models) == 1:
-        (name,) = models
-        text = (f"Each model ships its seed best on validation. {name} is the only recipe with "
-                f"several seeds, and its seed best on validation is "
-                f"{'also' if also_best else 'not'} the best on test. ")
+        text += (f"{next(iter(models))} is the only recipe with several seeds, and its seed best "
+                 f"on validation is {'also' if also_best else 'not'} the best on test. ")
     else:
-        text = (f"Each model ships its seed best on validation. For {len(also_best) or 'none'} of "
-                f"the {len(models)} recipes with several seeds, that seed is also the best on test"
-                f"{' (' + ', '.join(also_best) + ')' if also_best else ''}. ")
+        text += (f"For {len(also_best) or 'none'} of the {len(models)} recipes with several seeds, "
+                 f"that seed is also the best on test"
+                 f"{' (' + ', '.join(also_best) + ')' if also_best else ''}. ")
     mean_gain = float(np.mean([gain for gain, _ in gains.values()]))
     text += (f"{'On average the' if len(models) > 1 else 'The'} shipped test figure is "
              f"{abs(mean_gain):.{digits}f}{unit} {'better' if mean_gain >= 0 else 'worse'} than "
