@@ -111,7 +111,7 @@ CAMPAIGNS = (1, 2, 3, *SEEDS, REGULARIZED, SWEEP_BEST, *SHIPPED_SEEDS, OWN_RATE,
 # weights/sweeps/campaign<N>/; campaigns 1 and 2 trained in weights/ itself, so of their runs only
 # those still shipped have weights (until campaign 3, classifiers too were compared by loss).
 SHIPPED_CAMPAIGN = {
-    "classify-lstm-1x32": 3, "classify-lstm-1x64": 3, "classify-lstm-1x128": 3, "classify-lstm-3x32": 6,
+    "classify-lstm-1x32": 3, "classify-lstm-1x64": 3, "classify-lstm-1x128": 3, "classify-lstm-3x32": 8,
     "classify-gru-1x32": 8, "classify-gru-1x64": 3, "classify-gru-1x128": 6, "classify-gru-3x32": 3,
     "predict-lstm-1x32": 9, "predict-lstm-1x64": 3, "predict-lstm-1x128": 3, "predict-lstm-3x32": 3,
     "predict-gru-1x32": 3, "predict-gru-1x64": 3, "predict-gru-1x128": 3, "predict-gru-3x32": 3,
@@ -119,7 +119,7 @@ SHIPPED_CAMPAIGN = {
 
 
 # Where a seed campaign's run (8 or 9) ships, the campaign whose recipe it repeated.
-SEEDED_FROM = {"classify-gru-1x32": 3, "predict-lstm-1x32": AVERAGED}
+SEEDED_FROM = {"classify-lstm-3x32": 6, "classify-gru-1x32": 3, "predict-lstm-1x32": AVERAGED}
 
 
 def recipe_campaign(task: str, arch: str) -> int:
