@@ -22,6 +22,15 @@ def ship(root, task, arch, seed, folder=None, **meta):
     return path
 
 
+def approx_floats(value):
+    """``value`` with each float, however deeply nested, compared to a relative 1e-6."""
+    if isinstance(value, dict):
+        return {key: approx_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [approx_floats(item) for item in value]
+    return pytest.approx(value, rel=1e-6) if isinstance(value, float) else value
+
+
 def test_evaluate_file_caches_and_invalidates(tmp_path, mnist):
     cache = tmp_path / "cache"
     path = ship(tmp_path / "weights", "predict", "lstm-1x4", seed=0)
@@ -215,7 +224,9 @@ def test_shipped_metrics_are_what_the_code_computes_now(mnist):
         assert row[f"{ev.CHECK}_loss"] == pytest.approx(now["loss"], rel=1e-5, abs=1e-7), row["file"]
         if "accuracy" in now:
             assert row[f"{ev.CHECK}_accuracy"] == now["accuracy"], row["file"]
-        assert row["seeds"] == recorded_seeds(row["task"], row["model"], root), row["file"]
+        # to 1e-6: scoring a campaign folder again on other threads moves a loss by about 1e-9
+        assert row["seeds"] == approx_floats(recorded_seeds(row["task"], row["model"], root)), \
+            row["file"]
         assert [s["ships"] for s in row["seeds"]].count(True) <= 1, row["file"]
 
 
