@@ -85,7 +85,7 @@ SWEEP_BEST_LR = {"classify": 3e-2}
 # (its own rate lost in campaign 10, 0.0880, and the EMA of campaign 11 did not steady that rate:
 # its validation loss jumped from 0.093 at epoch 12 to 0.44 at epoch 30, and it kept epoch 12):
 # its seeds 1 and 2 kept 0.0836 and 0.0818 against seed 0's 0.0835, so seed 2 ships; and
-# gru-1x64, which ships campaign 11's recipe (its seeds are planned, not trained yet).
+# gru-1x64 (campaign 11's recipe). Each folder's campaign_status.md says how far its runs got.
 SHIPPED_SEEDS = {8: 1, 9: 2}
 # The predictors' own sweeps (scripts/sweeps.sh) put their best rate at two to ten times the rule
 # above after three epochs, four at the median (sweep.rate_verdict), so the rule does not hold for
