@@ -4,7 +4,7 @@
    ``python -m seqmnist evaluate``): images per second of ``evaluate.evaluate`` on the first
    ``--images`` test images, for each cell type at 1x128 (the slowest models), at several batch
    sizes.
-2. ``inpaint.BATCH_SEQUENCES["cpu"]`` (the posterior engines, one thread as in the notebooks'
+2. ``branching.BATCH_SEQUENCES["cpu"]`` (the posterior engines, one thread as in the notebooks'
    kernels under papermill): seconds of ``inpaint.exact_posterior`` on the first
    ``--posterior-images`` images of the Task 3 2x2 window set, at several sequences per batch,
    for an LSTM (the written-out step) and a GRU (the fused call) predictor, 1x128.
@@ -30,8 +30,9 @@ import sys
 import torch
 
 from bench_generate import timed  # this folder is on sys.path when a script here runs
+from seqmnist.branching import BATCH_SEQUENCES
 from seqmnist.evaluate import EVAL_BATCH, evaluate
-from seqmnist.inpaint import BATCH_SEQUENCES, exact_posterior
+from seqmnist.inpaint import exact_posterior
 from seqmnist.models import build_model
 from seqmnist.runtime import fast_cpu_env, jemalloc_path
 

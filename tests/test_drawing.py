@@ -6,7 +6,8 @@ import torch
 
 from seqmnist import drawing
 from seqmnist.errors import ConfigError
-from seqmnist.inpaint import exact_posterior, gibbs_inpaint
+from seqmnist.gibbs import gibbs_inpaint
+from seqmnist.inpaint import exact_posterior
 from seqmnist.models import build_model
 
 

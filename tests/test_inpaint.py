@@ -8,8 +8,8 @@ from torch.nn import functional as F
 from seqmnist import masks
 from seqmnist.errors import ConfigError
 from seqmnist.generate import image_nll, log_prob
-from seqmnist.inpaint import (MISSING, compare_gibbs_to_exact, exact_posterior, gibbs_inpaint,
-                              past_only_cross_entropy)
+from seqmnist.gibbs import compare_gibbs_to_exact, gibbs_inpaint
+from seqmnist.inpaint import MISSING, exact_posterior, past_only_cross_entropy
 from seqmnist.models import build_model
 
 
@@ -198,14 +198,14 @@ def test_past_only_cross_entropy_is_the_one_step_loss_of_the_missing_pixels(mode
 def test_shrinking_prefix_pass_equals_one_prefix_pass_per_image(mnist, arch):
     """All images' prefixes in shrinking batches (several blocks, a start at 0 and repeated
     starts) give each image the state, first logit and prefix NLL of its own pass."""
-    from seqmnist.inpaint import _prefix_pass, _shrinking_prefix_pass
+    from seqmnist.branching import prefix_pass, shrinking_prefix_pass
 
     net = build_model("predict", arch, seed=3).double().eval()
     x = torch.as_tensor(mnist.test.x[:7], dtype=torch.float64)
     starts = torch.tensor([300, 0, 412, 300, 1, 650, 2])
-    (h, c), logit, nll = _shrinking_prefix_pass(net, x, starts, block=3)
+    (h, c), logit, nll = shrinking_prefix_pass(net, x, starts, block=3)
     for i in range(len(x)):
-        (h1, c1), logit1, nll1 = _prefix_pass(net, x[i:i + 1], starts[i:i + 1], time_chunk=64)
+        (h1, c1), logit1, nll1 = prefix_pass(net, x[i:i + 1], starts[i:i + 1], time_chunk=64)
         assert torch.allclose(h[:, i], h1[:, 0], atol=1e-12)
         assert torch.allclose(c[:, i], c1[:, 0], atol=1e-12)
         assert torch.allclose(logit[i], logit1[0], atol=1e-12)

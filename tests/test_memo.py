@@ -7,7 +7,8 @@ import torch
 
 from seqmnist import masks, memo
 from seqmnist.continuation import task2_experiment
-from seqmnist.inpaint import exact_posterior, gibbs_inpaint
+from seqmnist.gibbs import gibbs_inpaint
+from seqmnist.inpaint import exact_posterior
 from seqmnist.models import build_model
 
 

@@ -8,7 +8,7 @@ Three questions, each one function here and one button of ``widgets.DrawingPad``
   applied to the recurrent output at t = 28, 56, ..., 784; the head was trained on t = 784 only);
 * ``complete_below``: keep the rows above a line and sample the rest with a next-pixel predictor;
 * ``inpaint_region``: the missing pixels' posterior, exact (``inpaint.exact_posterior``) for up to
-  12 pixels, Gibbs sampling (``inpaint.gibbs_inpaint``) beyond, with p(x = 1) per pixel.
+  12 pixels, Gibbs sampling (``gibbs.gibbs_inpaint``) beyond, with p(x = 1) per pixel.
 
 Bad input (an empty drawing, a region covering the image, the wrong kind of model) raises a
 one-line ConfigError, which the widget shows in its status line.
@@ -25,7 +25,8 @@ from . import plots
 from .data import PIXELS, SIDE, binarize
 from .errors import ConfigError
 from .generate import check_predictor, complete, inference, model_dtype_device
-from .inpaint import MAX_EXACT_MISSING, MISSING, exact_posterior, gibbs_inpaint
+from .gibbs import gibbs_inpaint
+from .inpaint import MAX_EXACT_MISSING, MISSING, exact_posterior
 
 BRUSH_RADIUS = 1.0   # pixels: a stroke two to three pixels wide, as MNIST's
 MAX_REGION = 64      # missing pixels for Gibbs: each costs two passes to the image's end per sweep

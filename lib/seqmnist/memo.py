@@ -27,7 +27,8 @@ CACHE_VERSION = 1
 
 def _types() -> dict:
     from .continuation import Task2Result
-    from .inpaint import GibbsResult, Posterior
+    from .gibbs import GibbsResult
+    from .inpaint import Posterior
 
     return {cls.__name__: cls for cls in (Posterior, GibbsResult, Task2Result)}
 
