@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from seqmnist import eval_cache
 from seqmnist import evaluate as ev
 from seqmnist.__main__ import main
 from seqmnist.errors import CheckpointError
@@ -34,45 +35,45 @@ def approx_floats(value):
 def test_evaluate_file_caches_and_invalidates(tmp_path, mnist):
     cache = tmp_path / "cache"
     path = ship(tmp_path / "weights", "predict", "lstm-1x4", seed=0)
-    first = ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    first = eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
     assert first["cache"] == "miss" and first["splits"]["test"]["images"] == LIMIT
     model = build_model("predict", "lstm-1x4", seed=0)
     pixels, _ = mnist.test.tensors()
     expected = ev.evaluate(model, pixels[:LIMIT])
     assert first["splits"]["test"]["loss"] == pytest.approx(expected["loss"], rel=1e-6)
 
-    second = ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    second = eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
     assert second["cache"] == "hit" and second["splits"] == first["splits"]
-    both = ev.evaluate_file(path, ("train", "test"), cache, mnist=mnist, limit=LIMIT)
+    both = eval_cache.evaluate_file(path, ("train", "test"), cache, mnist=mnist, limit=LIMIT)
     assert both["cache"] == "partial" and both["splits"]["test"] == first["splits"]["test"]
-    assert ev.evaluate_file(path, ("train", "test"), cache, mnist=mnist,
+    assert eval_cache.evaluate_file(path, ("train", "test"), cache, mnist=mnist,
                             limit=LIMIT)["cache"] == "hit"
 
     ship(tmp_path / "weights", "predict", "lstm-1x4", seed=1)  # retrained: the file changes
-    changed = ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    changed = eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
     assert changed["cache"] == "miss" and changed["weights_sha256"] != first["weights_sha256"]
     assert changed["splits"]["test"]["loss"] != first["splits"]["test"]["loss"]
-    entries = json.loads((cache / ev.CACHE_FILE).read_text())["entries"]
+    entries = json.loads((cache / eval_cache.CACHE_FILE).read_text())["entries"]
     assert len(entries) == 1 and next(iter(entries)).startswith(changed["weights_sha256"])
-    fresh = ev.evaluate_file(path, ("test",), cache, use_cache=False, mnist=mnist, limit=LIMIT)
+    fresh = eval_cache.evaluate_file(path, ("test",), cache, use_cache=False, mnist=mnist, limit=LIMIT)
     assert fresh["cache"] == "off" and fresh["splits"] == changed["splits"]
 
-    (cache / ev.CACHE_FILE).write_text("{not json")  # a damaged cache is ignored, then rewritten
-    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
-    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
+    (cache / eval_cache.CACHE_FILE).write_text("{not json")  # a damaged cache is ignored, then rewritten
+    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
 
 
 def test_evaluate_file_errors(tmp_path, mnist):
     path = ship(tmp_path, "classify", "gru-1x4", seed=0)
     with pytest.raises(CheckpointError):
-        ev.evaluate_file(tmp_path / "missing.safetensors", mnist=mnist)
+        eval_cache.evaluate_file(tmp_path / "missing.safetensors", mnist=mnist)
     meta = json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").write_text(json.dumps({**meta, "task": "mystery"}))
     with pytest.raises(CheckpointError, match="unknown task 'mystery'"):
-        ev.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
+        eval_cache.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
     path.with_suffix(".json").unlink()
     with pytest.raises(CheckpointError, match="sidecar"):
-        ev.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
+        eval_cache.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
 
 
 def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, capsys):
@@ -111,7 +112,7 @@ def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, caps
     monkeypatch.setenv("SEQMNIST_BUILD", str(tmp_path / "build"))
     assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT)]) == 0
     assert "| lstm-1x4 |" in capsys.readouterr().out
-    assert (tmp_path / "build" / "eval-cache" / ev.CACHE_FILE).exists()
+    assert (tmp_path / "build" / "eval-cache" / eval_cache.CACHE_FILE).exists()
     assert main(["evaluate", "--weights-dir", str(root), "--limit", str(LIMIT),
                  "--no-cache"]) == 0
     # a campaign's seed runs need only the test split: no train columns then
@@ -149,24 +150,54 @@ def test_metrics_record_every_seed_run_of_the_shipped_recipe(tmp_path, mnist):
                                          limit=LIMIT, write=False)["rows"][0]["seeds"] == []
 
 
-def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
+def small_mnist(mnist):
+    """The first 64 training and 32 test images, scored in full like the real splits."""
     from seqmnist.data import BinarizedMNIST, Split
 
-    small = BinarizedMNIST(train=Split(mnist.train.x[:64], mnist.train.y[:64]),
-                           validation=mnist.validation,
-                           test=Split(mnist.test.x[:32], mnist.test.y[:32]),
-                           source_hash=mnist.source_hash)
+    return BinarizedMNIST(train=Split(mnist.train.x[:64], mnist.train.y[:64]),
+                          validation=mnist.validation,
+                          test=Split(mnist.test.x[:32], mnist.test.y[:32]),
+                          source_hash=mnist.source_hash)
+
+
+def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
+    small = small_mnist(mnist)
     root = tmp_path / "weights"
     path = ship(root, "classify", "lstm-1x4", seed=0)
     written = evaluate_all(root, cache_dir=tmp_path / "build-a", mnist=small)
-    monkeypatch.setattr(ev, "evaluate", lambda *args, **kwargs: pytest.fail("re-evaluated"))
-    fresh = ev.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)
+    monkeypatch.setattr(eval_cache, "evaluate", lambda *args, **kwargs: pytest.fail("re-evaluated"))
+    fresh = eval_cache.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)
     assert fresh["cache"] == "hit"
     assert fresh["splits"]["test"]["accuracy"] == written["rows"][0]["test_accuracy"]
     assert fresh["splits"]["train"]["images"] == 64
     monkeypatch.undo()
     ship(root, "classify", "lstm-1x4", seed=1)  # a changed file: the record no longer applies
-    assert ev.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)["cache"] == "miss"
+    assert eval_cache.evaluate_file(path, cache_dir=tmp_path / "build-b",
+                                    mnist=small)["cache"] == "miss"
+
+
+def test_the_committed_record_wins_over_the_local_cache(tmp_path, mnist):
+    """Scoring again elsewhere moves a loss by about 1e-9: a local cache entry that differs from
+    the committed metrics.json never replaces its figures, and writing the report again leaves
+    metrics.json byte for byte as committed."""
+    root = tmp_path / "weights"
+    path = ship(root, "classify", "lstm-1x4", seed=0)
+    cache = tmp_path / "build"
+    small = small_mnist(mnist)
+    committed = evaluate_all(root, cache_dir=cache, mnist=small)["rows"][0]
+    record = (root / "metrics.json").read_bytes()
+    entries = json.loads((cache / eval_cache.CACHE_FILE).read_text())
+    for entry in entries["entries"].values():
+        entry["splits"]["test"]["loss"] += 1e-9   # the jitter of another machine
+    (cache / eval_cache.CACHE_FILE).write_text(json.dumps(entries))
+    served = eval_cache.evaluate_file(path, cache_dir=cache, mnist=small)
+    assert served["cache"] == "hit"
+    assert served["splits"]["test"]["loss"] == committed["test_loss"]
+    evaluate_all(root, cache_dir=cache, mnist=small)
+    assert (root / "metrics.json").read_bytes() == record
+    fresh = eval_cache.evaluate_file(path, cache_dir=cache, use_cache=False, mnist=small)
+    assert fresh["cache"] == "off"
+    assert fresh["splits"]["test"]["loss"] == pytest.approx(committed["test_loss"], rel=1e-6)
 
 
 def test_a_refused_file_stops_evaluate_without_touching_the_metrics(tmp_path, mnist, monkeypatch,
@@ -191,10 +222,10 @@ def test_a_refused_file_stops_evaluate_without_touching_the_metrics(tmp_path, mn
 def test_cache_is_keyed_by_the_evaluation_code(tmp_path, mnist, monkeypatch):
     path = ship(tmp_path / "weights", "classify", "lstm-1x4", seed=0)
     cache = tmp_path / "cache"
-    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
-    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
-    monkeypatch.setattr(ev, "evaluation_code_sha256", lambda: "0" * 64)  # the code changed
-    assert ev.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
+    monkeypatch.setattr(eval_cache, "evaluation_code_sha256", lambda: "0" * 64)  # the code changed
+    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
 
 
 def test_shipped_metrics_are_what_the_code_computes_now(mnist):
@@ -208,7 +239,7 @@ def test_shipped_metrics_are_what_the_code_computes_now(mnist):
 
     root = ROOT / "weights"
     report = json.loads((root / "metrics.json").read_text())
-    assert report["evaluation_code_sha256"] == ev.evaluation_code_sha256(), \
+    assert report["evaluation_code_sha256"] == eval_cache.evaluation_code_sha256(), \
         "the evaluation code changed since weights/metrics.json was written: re-run evaluate"
     assert report["data_sha256"] == mnist.data_sha256 and report["limit"] is None
     shipped = sorted(str(p.relative_to(root)) for folder in WEIGHT_FOLDERS

@@ -1,10 +1,11 @@
 """The metrics report of the shipped models: weights/metrics.json and weights/metrics.md.
 
-``evaluate_all`` scores every shipped weights file with ``evaluate.evaluate_file`` (cached) and
+``evaluate_all`` scores every shipped weights file with ``eval_cache.evaluate_file`` and
 records, beside each model's figures, the test figures of every seed run of its recipe
 (``results.seed_runs``), so that the report's spread is in the committed record too. Presenting
-the numbers lives here, apart from the code that computes them: evaluate.py's sha256 keys the
-evaluation cache, and a change to these tables must not re-score anything.
+the numbers lives here, apart from the code that computes them: the sha256 of evaluate.py and
+the models keys the committed and cached scores, and a change to these tables must not re-score
+anything.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import re
 import sys
 from pathlib import Path
 
-from .evaluate import CHECK_IMAGES, METRIC_NAMES, SPLITS, evaluate_file, evaluation_code_sha256
+from .eval_cache import evaluate_file, evaluation_code_sha256
+from .evaluate import CHECK_IMAGES, METRIC_NAMES, SPLITS
 from .notebook import markdown_table
 
 WEIGHT_FOLDERS = ("classify", "predict", "baselines")

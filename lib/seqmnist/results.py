@@ -1,7 +1,7 @@
 """The numbers the notebooks show, gathered from the shipped weights (evaluation is cached).
 
 Quick mode (``limit``) scores only the first ``limit`` images of each split, so that tests run in
-seconds; both go through ``evaluate_file``'s cache.
+seconds; both go through ``eval_cache.evaluate_file``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .evaluate import evaluate_file, file_sha256
+from .eval_cache import evaluate_file
+from .evaluate import file_sha256
 from .notebook import resolve
 from .weights import load_weights, read_sidecar, shipped_path
 
