@@ -24,12 +24,12 @@ def ship(root, task, arch, seed, folder=None, **meta):
 
 
 def approx_floats(value):
-    """``value`` with each float, however deeply nested, compared to a relative 1e-6."""
+    """``value`` with each float, however deeply nested, compared to a relative 1e-5."""
     if isinstance(value, dict):
         return {key: approx_floats(item) for key, item in value.items()}
     if isinstance(value, list):
         return [approx_floats(item) for item in value]
-    return pytest.approx(value, rel=1e-6) if isinstance(value, float) else value
+    return pytest.approx(value, rel=1e-5) if isinstance(value, float) else value
 
 
 def test_evaluate_file_caches_and_invalidates(tmp_path, mnist):
@@ -177,9 +177,9 @@ def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
 
 
 def test_the_committed_record_wins_over_the_local_cache(tmp_path, mnist):
-    """Scoring again elsewhere moves a loss by about 1e-9: a local cache entry that differs from
-    the committed metrics.json never replaces its figures, and writing the report again leaves
-    metrics.json byte for byte as committed."""
+    """Scoring again on other threads moves a loss by up to about 6e-6 relative (float32 sums in
+    another order): a local cache entry that differs from the committed metrics.json never
+    replaces its figures, and writing the report again leaves metrics.json byte for byte."""
     root = tmp_path / "weights"
     path = ship(root, "classify", "lstm-1x4", seed=0)
     cache = tmp_path / "build"
@@ -188,7 +188,7 @@ def test_the_committed_record_wins_over_the_local_cache(tmp_path, mnist):
     record = (root / "metrics.json").read_bytes()
     entries = json.loads((cache / eval_cache.CACHE_FILE).read_text())
     for entry in entries["entries"].values():
-        entry["splits"]["test"]["loss"] += 1e-9   # the jitter of another machine
+        entry["splits"]["test"]["loss"] *= 1 + 6e-6   # the jitter of another thread count
     (cache / eval_cache.CACHE_FILE).write_text(json.dumps(entries))
     served = eval_cache.evaluate_file(path, cache_dir=cache, mnist=small)
     assert served["cache"] == "hit"
@@ -255,7 +255,8 @@ def test_shipped_metrics_are_what_the_code_computes_now(mnist):
         assert row[f"{ev.CHECK}_loss"] == pytest.approx(now["loss"], rel=1e-5, abs=1e-7), row["file"]
         if "accuracy" in now:
             assert row[f"{ev.CHECK}_accuracy"] == now["accuracy"], row["file"]
-        # to 1e-6: scoring a campaign folder again on other threads moves a loss by about 1e-9
+        # to 1e-5: re-scoring a campaign folder with --no-cache on other threads moves a loss by up
+        # to about 6e-6 relative
         assert row["seeds"] == approx_floats(recorded_seeds(row["task"], row["model"], root)), \
             row["file"]
         assert [s["ships"] for s in row["seeds"]].count(True) <= 1, row["file"]
