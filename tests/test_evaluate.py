@@ -6,6 +6,7 @@ import pytest
 
 from seqmnist import eval_cache
 from seqmnist import evaluate as ev
+from seqmnist.eval_cache import evaluate_file
 from seqmnist.__main__ import main
 from seqmnist.errors import CheckpointError
 from seqmnist.metrics_report import WEIGHT_FOLDERS, evaluate_all
@@ -35,45 +36,46 @@ def approx_floats(value):
 def test_evaluate_file_caches_and_invalidates(tmp_path, mnist):
     cache = tmp_path / "cache"
     path = ship(tmp_path / "weights", "predict", "lstm-1x4", seed=0)
-    first = eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    first = evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
     assert first["cache"] == "miss" and first["splits"]["test"]["images"] == LIMIT
     model = build_model("predict", "lstm-1x4", seed=0)
     pixels, _ = mnist.test.tensors()
     expected = ev.evaluate(model, pixels[:LIMIT])
     assert first["splits"]["test"]["loss"] == pytest.approx(expected["loss"], rel=1e-6)
 
-    second = eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    second = evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
     assert second["cache"] == "hit" and second["splits"] == first["splits"]
-    both = eval_cache.evaluate_file(path, ("train", "test"), cache, mnist=mnist, limit=LIMIT)
+    both = evaluate_file(path, ("train", "test"), cache, mnist=mnist, limit=LIMIT)
     assert both["cache"] == "partial" and both["splits"]["test"] == first["splits"]["test"]
-    assert eval_cache.evaluate_file(path, ("train", "test"), cache, mnist=mnist,
-                            limit=LIMIT)["cache"] == "hit"
+    assert evaluate_file(path, ("train", "test"), cache, mnist=mnist,
+                         limit=LIMIT)["cache"] == "hit"
 
     ship(tmp_path / "weights", "predict", "lstm-1x4", seed=1)  # retrained: the file changes
-    changed = eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
+    changed = evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)
     assert changed["cache"] == "miss" and changed["weights_sha256"] != first["weights_sha256"]
     assert changed["splits"]["test"]["loss"] != first["splits"]["test"]["loss"]
     entries = json.loads((cache / eval_cache.CACHE_FILE).read_text())["entries"]
     assert len(entries) == 1 and next(iter(entries)).startswith(changed["weights_sha256"])
-    fresh = eval_cache.evaluate_file(path, ("test",), cache, use_cache=False, mnist=mnist, limit=LIMIT)
+    fresh = evaluate_file(path, ("test",), cache, use_cache=False, mnist=mnist, limit=LIMIT)
     assert fresh["cache"] == "off" and fresh["splits"] == changed["splits"]
 
-    (cache / eval_cache.CACHE_FILE).write_text("{not json")  # a damaged cache is ignored, then rewritten
-    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
-    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
+    # a damaged cache is ignored, then rewritten
+    (cache / eval_cache.CACHE_FILE).write_text("{not json")
+    assert evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
 
 
 def test_evaluate_file_errors(tmp_path, mnist):
     path = ship(tmp_path, "classify", "gru-1x4", seed=0)
     with pytest.raises(CheckpointError):
-        eval_cache.evaluate_file(tmp_path / "missing.safetensors", mnist=mnist)
+        evaluate_file(tmp_path / "missing.safetensors", mnist=mnist)
     meta = json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").write_text(json.dumps({**meta, "task": "mystery"}))
     with pytest.raises(CheckpointError, match="unknown task 'mystery'"):
-        eval_cache.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
+        evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
     path.with_suffix(".json").unlink()
     with pytest.raises(CheckpointError, match="sidecar"):
-        eval_cache.evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
+        evaluate_file(path, mnist=mnist, cache_dir=tmp_path)
 
 
 def test_evaluate_all_table_baselines_and_cli(tmp_path, mnist, monkeypatch, capsys):
@@ -166,14 +168,13 @@ def test_committed_metrics_serve_a_fresh_checkout(tmp_path, mnist, monkeypatch):
     path = ship(root, "classify", "lstm-1x4", seed=0)
     written = evaluate_all(root, cache_dir=tmp_path / "build-a", mnist=small)
     monkeypatch.setattr(eval_cache, "evaluate", lambda *args, **kwargs: pytest.fail("re-evaluated"))
-    fresh = eval_cache.evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)
+    fresh = evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)
     assert fresh["cache"] == "hit"
     assert fresh["splits"]["test"]["accuracy"] == written["rows"][0]["test_accuracy"]
     assert fresh["splits"]["train"]["images"] == 64
     monkeypatch.undo()
     ship(root, "classify", "lstm-1x4", seed=1)  # a changed file: the record no longer applies
-    assert eval_cache.evaluate_file(path, cache_dir=tmp_path / "build-b",
-                                    mnist=small)["cache"] == "miss"
+    assert evaluate_file(path, cache_dir=tmp_path / "build-b", mnist=small)["cache"] == "miss"
 
 
 def test_the_committed_record_wins_over_the_local_cache(tmp_path, mnist):
@@ -190,12 +191,12 @@ def test_the_committed_record_wins_over_the_local_cache(tmp_path, mnist):
     for entry in entries["entries"].values():
         entry["splits"]["test"]["loss"] *= 1 + 6e-6   # the jitter of another thread count
     (cache / eval_cache.CACHE_FILE).write_text(json.dumps(entries))
-    served = eval_cache.evaluate_file(path, cache_dir=cache, mnist=small)
+    served = evaluate_file(path, cache_dir=cache, mnist=small)
     assert served["cache"] == "hit"
     assert served["splits"]["test"]["loss"] == committed["test_loss"]
     evaluate_all(root, cache_dir=cache, mnist=small)
     assert (root / "metrics.json").read_bytes() == record
-    fresh = eval_cache.evaluate_file(path, cache_dir=cache, use_cache=False, mnist=small)
+    fresh = evaluate_file(path, cache_dir=cache, use_cache=False, mnist=small)
     assert fresh["cache"] == "off"
     assert fresh["splits"]["test"]["loss"] == pytest.approx(committed["test_loss"], rel=1e-6)
 
@@ -222,10 +223,10 @@ def test_a_refused_file_stops_evaluate_without_touching_the_metrics(tmp_path, mn
 def test_cache_is_keyed_by_the_evaluation_code(tmp_path, mnist, monkeypatch):
     path = ship(tmp_path / "weights", "classify", "lstm-1x4", seed=0)
     cache = tmp_path / "cache"
-    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
-    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
+    assert evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "hit"
     monkeypatch.setattr(eval_cache, "evaluation_code_sha256", lambda: "0" * 64)  # the code changed
-    assert eval_cache.evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
+    assert evaluate_file(path, ("test",), cache, mnist=mnist, limit=LIMIT)["cache"] == "miss"
 
 
 def test_shipped_metrics_are_what_the_code_computes_now(mnist):

@@ -8,10 +8,10 @@ of the weights file, of the binarized data and of the modules that compute the n
 (``evaluation_code_sha256``), so a retrained file, other data or changed code is scored afresh,
 and an old cache entry of the same path is dropped when the new one is written. The committed
 record comes first, so that scoring again on another machine or thread count (float32 sums in
-another order move a loss by up to about 6e-6 relative) never rewrites a committed figure. Every file, the whole-image baselines included,
-is an ordinary "classify" or "predict" model: ``load_weights`` rebuilds it and ``evaluate``
-scores it; a file that ``load_weights`` refuses (no or unreadable sidecar, another task, damaged
-tensors) raises its ``SeqMnistError``.
+another order move a loss by up to about 6e-6 relative) never rewrites a committed figure. Every
+file, the whole-image baselines included, is an ordinary "classify" or "predict" model:
+``load_weights`` rebuilds it and ``evaluate`` scores it; a file that ``load_weights`` refuses (no
+or unreadable sidecar, another task, damaged tensors) raises its ``SeqMnistError``.
 """
 
 from __future__ import annotations
